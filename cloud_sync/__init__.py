@@ -1,0 +1,1 @@
+"""lockhub cloud side: ingest, window commands, carriers; ``protocol`` is shared with hubs."""
