@@ -59,7 +59,11 @@ def sign(payload: bytes, key: Ed25519PrivateKey, kid: str) -> Envelope:
     protected = protected_header(kid)
     encoded_payload = b64url_encode(payload)
     signature = key.sign(f"{protected}.{encoded_payload}".encode("ascii"))
-    return {"protected": protected, "payload": encoded_payload, "signature": b64url_encode(signature)}
+    return {
+        "protected": protected,
+        "payload": encoded_payload,
+        "signature": b64url_encode(signature),
+    }
 
 
 def _string_member(envelope: Mapping[str, Any], name: str) -> str:
@@ -74,7 +78,7 @@ def _parse_header(protected: str) -> tuple[str, str]:
     if not isinstance(header, dict):
         raise MalformedError("protected header is not a JSON object")
     alg, kid = header.get("alg"), header.get("kid")
-    if alg not in ACCEPTED_ALGS:
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
         raise SignatureError(f"unsupported alg {alg!r}")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
         raise MalformedError("protected header needs a kid string")

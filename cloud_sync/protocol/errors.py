@@ -49,3 +49,12 @@ class ReplayError(PolicyError):
 
 class SealError(ProtocolError):
     """A sealed code cannot be opened (wrong key, wrong window, tampered)."""
+
+
+class ChainError(ProtocolError):
+    """Records do not form a gap-free hash chain; ``seq`` is the first bad record."""
+
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(f"record seq {seq}: {problem}")
+        self.seq = seq
+        self.problem = problem

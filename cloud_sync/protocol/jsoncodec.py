@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from .errors import MalformedError
 
 # A nesting bound keeps a hostile message from exhausting the recursion limit.
 MAX_JSON_DEPTH = 32
+# A \uD800-\uDFFF escape may leave a lone surrogate, which no UTF-8 encoder (nor SQLite) takes.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -22,6 +26,28 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise MalformedError(f"JSON constant {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedError("JSON number out of range")
+    return value
+
+
+def _check_text(value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedError("JSON string holds a lone surrogate") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def _depth(text: str) -> int:
@@ -45,23 +71,32 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse strict JSON or raise MalformedError."""
     if isinstance(data, bytes | bytearray | memoryview):
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedError("message is not UTF-8") from exc
-    else:
+    elif isinstance(data, str):
         text = data
+    else:
+        raise MalformedError("JSON input must be bytes or str")
     if _depth(text) > MAX_JSON_DEPTH:
         raise MalformedError(f"JSON nested deeper than {MAX_JSON_DEPTH}")
     try:
-        return json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        value = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise MalformedError(f"invalid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError and integers past Python's digit limit.
+        raise MalformedError(f"invalid JSON: {str(exc)[:100]}") from exc
+    if _SURROGATE_ESCAPE.search(text):
+        _check_text(value)
+    return value
 
 
 def dumps(value: Any) -> bytes:

@@ -1,0 +1,40 @@
+# Every target bootstraps .venv by itself; re-running is quiet once it is up to date.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXTRAS := dev,cloud,postgres
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# Two cores: run tests in two workers when the suite is big enough to gain from it.
+PYTEST_ARGS ?=
+
+.PHONY: venv test lint format bench demo clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "bootstrapping $(VENV) (once; takes a minute on a fresh machine)"
+	@$(PIP) install -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+demo: $(STAMP)
+	$(BIN)/lockhub demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

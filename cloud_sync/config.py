@@ -1,0 +1,105 @@
+"""The cloud's TOML config (DESIGN.md section 7) as validated, frozen pydantic models.
+
+Environment overrides follow ``LOCKHUB_CLOUD_<SECTION>__<FIELD>``
+(``LOCKHUB_CLOUD_CLOUD__STATE_DIR``, ``LOCKHUB_CLOUD_MQTT__URL``): a prefix of its own, so
+a machine running a hub and the cloud side never applies one's overrides to the other.
+Rules: ``cloud_sync.protocol.tomlconfig``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from cloud_sync.protocol.tomlconfig import (
+    ConfigFileError,
+    ConfigPath,
+    Identifier,
+    ListenAddress,
+    MqttSection,
+    Section,
+    parse_config,
+    read_failure,
+    split_listen,
+)
+
+ENV_PREFIX = "LOCKHUB_CLOUD_"
+DEFAULT_CONFIG_PATH = Path("/etc/lockhub/cloud.toml")
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+class ConfigError(Exception):
+    """The cloud config file is missing, unreadable or invalid: fix it, then start again."""
+
+    def __init__(self, source: str, lines: Sequence[str]) -> None:
+        self.source = source
+        self.lines = tuple(lines)
+        super().__init__("\n".join(self.lines))
+
+
+class CloudSection(Section):
+    """``[cloud]``: where the signing key and the database live, and the key's id."""
+
+    state_dir: ConfigPath
+    database_url: str
+    signing_kid: Identifier
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        # Never echo the URL: it may carry a database password.
+        if not value.startswith(DATABASE_SCHEMES):
+            raise ValueError(f"must start with {' or '.join(DATABASE_SCHEMES)}")
+        return value
+
+
+class CloudMqttSection(MqttSection):
+    """``[mqtt]``: the broker link, plus the shared-subscription group of the workers."""
+
+    shared_group: Identifier = "lockhub-cloud"
+
+
+class ApiSection(Section):
+    """``[api]``: the REST API."""
+
+    listen: ListenAddress = "127.0.0.1:8081"
+
+    @property
+    def host(self) -> str:
+        """The address to bind."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return split_listen(self.listen)[1]
+
+
+class CloudConfig(Section):
+    """The whole cloud config."""
+
+    cloud: CloudSection
+    mqtt: CloudMqttSection
+    api: ApiSection = Field(default_factory=ApiSection)
+
+
+def load_cloud_config(path: Path, env: Mapping[str, str] = os.environ) -> CloudConfig:
+    """Read and validate the cloud config at ``path``; raise ConfigError naming file and field."""
+    try:
+        data = path.read_bytes()
+        return parse_config(
+            data,
+            str(path),
+            CloudConfig,
+            env=env,
+            env_prefix=ENV_PREFIX,
+            base_dir=path.absolute().parent,
+        )
+    except OSError as exc:
+        problem = read_failure(str(path), exc)
+        raise ConfigError(problem.source, problem.lines()) from exc
+    except ConfigFileError as exc:
+        raise ConfigError(exc.source, exc.lines()) from None

@@ -1,0 +1,159 @@
+"""The ``lockhub`` command: ``gateway`` subcommands here; ``cloud`` and ``demo`` load on demand.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 78 config error (EX_CONFIG of sysexits.h).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import DEFAULT_CONFIG_PATH, GatewayConfig, load_gateway_config
+from .errors import ConfigError, GatewayError
+from .identity import init_identity, load_identity
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+# sysexits.h EX_CONFIG: lets systemd's RestartPreventExitStatus= stop restarting a hub whose
+# config is wrong, since a restart cannot fix it.
+EXIT_CONFIG = 78
+CONFIG_ENV = "LOCKHUB_CONFIG"
+EXAMPLE_CONFIG = "config/gateway.example.toml"
+# Commands served by other modules, imported only when used: the gateway must not import
+# cloud_sync beyond its protocol, and the cloud side may be installed without its extras.
+DELEGATED = {
+    "cloud": (
+        "cloud_sync.cli",
+        "the cloud side is not installed; run pip install 'lockhub[cloud]'",
+    ),
+    "demo": ("gateway.demo", "the demo is not part of this installation"),
+}
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lockhub`` with ``argv`` (default: the process arguments); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in DELEGATED:
+        return _delegate(args[0], args[1:])
+    try:
+        namespace = build_parser().parse_args(args)
+    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        return _exit_code(exc)
+    handler: Handler = namespace.handler
+    try:
+        return handler(namespace)
+    except ConfigError as exc:
+        _report(exc.lines)
+        _hint(_config_hint(Path(exc.source)))
+        return EXIT_CONFIG
+    except GatewayError as exc:
+        _report([str(exc)])
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command registered so far."""
+    parser = argparse.ArgumentParser(
+        prog="lockhub", description="Smart-lock hub gateway for delivery sites, and its cloud side."
+    )
+    parser.add_argument("--version", action="version", version=f"lockhub {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{gateway,cloud,demo}")
+    gateway = groups.add_parser(
+        "gateway", help="manage this hub", description="Manage this hub's keys and config."
+    )
+    commands = gateway.add_subparsers(dest="command", required=True)
+    _add_command(
+        commands, "init", "create this hub's keys in state_dir (keeps existing keys)", _init
+    )
+    _add_command(commands, "identity", "print this hub's id and public keys as JSON", _identity)
+    groups.add_parser("cloud", help="the cloud side (lockhub cloud --help)", add_help=False)
+    groups.add_parser("demo", help="run the local demo (lockhub demo --help)", add_help=False)
+    return parser
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    handler: Handler,
+) -> None:
+    command = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+    command.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"hub config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
+    )
+    command.set_defaults(handler=handler)
+
+
+def _load(namespace: argparse.Namespace) -> GatewayConfig:
+    path = namespace.config or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    return load_gateway_config(path)
+
+
+def _init(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+    state_dir = config.hub.state_dir
+    _, created = init_identity(state_dir)
+    if created:
+        print(f"created the keys of hub {config.hub.id} in {state_dir}")
+    else:
+        print(f"the keys of hub {config.hub.id} already exist in {state_dir}; nothing changed")
+    print("next: run `lockhub gateway identity` and register the hub with the cloud")
+    return EXIT_OK
+
+
+def _identity(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+    keys = load_identity(config.hub.state_dir)
+    identity = {
+        "hub_id": config.hub.id,
+        "signing_key": keys.signing_public,
+        "sealing_key": keys.sealing_public,
+    }
+    print(json.dumps(identity, indent=2))
+    return EXIT_OK
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    module_name, missing = DELEGATED[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        _report([f"{missing} (cannot import {exc.name})"])
+        return EXIT_FAILURE
+    return int(module.main(argv))
+
+
+def _exit_code(exc: SystemExit) -> int:
+    # argparse exits with 0 (help, version) or 2 (usage), never with a message as the code.
+    return int(exc.code or EXIT_OK)
+
+
+def _config_hint(path: Path) -> str:
+    if path.exists():
+        return f"fix the setting above; {EXAMPLE_CONFIG} documents every key"
+    return f"create it from {EXAMPLE_CONFIG}, or pass --config FILE or set ${CONFIG_ENV}"
+
+
+def _report(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"lockhub: error: {line}", file=sys.stderr)
+
+
+def _hint(text: str) -> None:
+    print(f"lockhub: hint: {text}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())  # pragma: no cover - run by the subprocess test, outside coverage

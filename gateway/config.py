@@ -1,0 +1,159 @@
+"""The hub's TOML config (DESIGN.md section 6) as validated, frozen pydantic models.
+
+Environment overrides follow ``LOCKHUB_<SECTION>__<FIELD>`` (``LOCKHUB_HUB__STATE_DIR``,
+``LOCKHUB_MQTT__URL``); see ``cloud_sync.protocol.tomlconfig`` for the exact rules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import AfterValidator, Field, model_validator
+
+from cloud_sync.protocol.errors import MalformedError
+from cloud_sync.protocol.keys import load_command_keys, load_ed25519_public
+from cloud_sync.protocol.tomlconfig import (
+    ConfigFileError,
+    ConfigPath,
+    FieldError,
+    Identifier,
+    ListenAddress,
+    MqttSection,
+    Section,
+    parse_config,
+    read_failure,
+    split_listen,
+)
+
+from .errors import ConfigError
+
+ENV_PREFIX = "LOCKHUB_"
+DEFAULT_CONFIG_PATH = Path("/etc/lockhub/gateway.toml")
+# Two minutes absorbs a courier arriving early and the drift of a clock that lost sync,
+# without opening a door long outside the booked window.
+DEFAULT_GRACE_SECONDS = 120
+# A grace beyond a day would make windows meaningless.
+MAX_GRACE_SECONDS = 86_400
+
+Driver = Literal["sim", "nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud", "schlage"]
+
+
+def _check_command_key(value: str) -> str:
+    try:
+        load_ed25519_public(value)
+    except MalformedError as exc:
+        raise ValueError(f"must be base64url of a raw Ed25519 public key ({exc})") from None
+    return value
+
+
+CommandKey = Annotated[str, AfterValidator(_check_command_key)]
+
+
+class HubSection(Section):
+    """``[hub]``: who this hub is and where its state lives."""
+
+    id: Identifier
+    state_dir: ConfigPath
+
+
+class CloudSection(Section):
+    """``[cloud]``: the cloud keys whose signed commands this hub accepts, by kid."""
+
+    command_keys: dict[Identifier, CommandKey] = Field(default_factory=dict)
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The trusted command keys, ready for ``envelope.verify``."""
+        return load_command_keys(self.command_keys)
+
+
+class ApiSection(Section):
+    """``[api]``: the local HTTP API."""
+
+    listen: ListenAddress = "127.0.0.1:8080"
+    admin_token_file: ConfigPath | None = None
+
+    @property
+    def host(self) -> str:
+        """The address to bind."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return split_listen(self.listen)[1]
+
+
+class LockSection(Section):
+    """``[[locks]]``: one lock and the driver that talks to it."""
+
+    id: Identifier
+    driver: Driver
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AccessSection(Section):
+    """``[access]``: window policy."""
+
+    grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=MAX_GRACE_SECONDS)
+    untrusted_clock_policy: Literal["deny", "allow"] = "deny"
+
+
+class LogSection(Section):
+    """``[log]``: level and output format (auto: JSON unless on a terminal)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class GatewayConfig(Section):
+    """The whole hub config."""
+
+    hub: HubSection
+    mqtt: MqttSection
+    cloud: CloudSection = Field(default_factory=CloudSection)
+    api: ApiSection = Field(default_factory=ApiSection)
+    locks: list[LockSection] = Field(default_factory=list)
+    access: AccessSection = Field(default_factory=AccessSection)
+    log: LogSection = Field(default_factory=LogSection)
+
+    @model_validator(mode="after")
+    def _unique_lock_ids(self) -> Self:
+        first: dict[str, int] = {}
+        for index, lock in enumerate(self.locks):
+            if lock.id in first:
+                where = f"locks[{first[lock.id]}]"
+                raise FieldError(("locks", index, "id"), f"duplicate lock id (also {where})")
+            first[lock.id] = index
+        return self
+
+    def lock(self, lock_id: str) -> LockSection | None:
+        """The lock with ``lock_id``, if configured."""
+        return next((lock for lock in self.locks if lock.id == lock_id), None)
+
+
+def load_gateway_config(path: Path, env: Mapping[str, str] = os.environ) -> GatewayConfig:
+    """Read and validate the hub config at ``path``; raise ConfigError naming file and field."""
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _translate(read_failure(source, exc)) from exc
+    try:
+        return parse_config(
+            data,
+            source,
+            GatewayConfig,
+            env=env,
+            env_prefix=ENV_PREFIX,
+            base_dir=path.absolute().parent,
+        )
+    except ConfigFileError as exc:
+        raise _translate(exc) from None
+
+
+def _translate(exc: ConfigFileError) -> ConfigError:
+    return ConfigError(exc.source, exc.lines())

@@ -1,0 +1,175 @@
+"""Private services for tests: a mosquitto subprocess per test and a PostgreSQL database."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+# Mosquitto binds within milliseconds; 10 s covers a loaded 2-core CI box.
+BROKER_START_TIMEOUT = 10.0
+# SIGTERM makes mosquitto write its persistence file; it normally exits in well under 1 s.
+BROKER_STOP_TIMEOUT = 10.0
+PG_DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def in_ci() -> bool:
+    """True when running under CI, where a missing service fails instead of skipping."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def missing_service(what: str) -> None:
+    """Fail under CI, skip elsewhere: a missing service never hides in a green CI run."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: a missing service is a failure)")
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:port."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+@dataclass
+class MosquittoBroker:
+    """A private mosquitto on a free port with persistence, that tests can stop and kill."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    extra_config: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The mqtt:// URL of this broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Where mosquitto writes its log."""
+        return self.workdir / "mosquitto.log"
+
+    def _write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            # As root, mosquitto would drop to user "mosquitto" and lose write access here.
+            f"user {getpass.getuser()}\n"
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir}/\n"
+            f"log_dest file {self.log_path}\n"
+            "log_type all\n"
+            f"{self.extra_config}\n"
+        )
+        return conf
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        if self.running:
+            return
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        conf = self._write_config()
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
+        deadline = time.monotonic() + BROKER_START_TIMEOUT
+        while not port_open(self.port):
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"mosquitto exited at start: {err.strip()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mosquitto did not listen on {self.port}")
+            time.sleep(0.02)
+
+    @property
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(BROKER_STOP_TIMEOUT)
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM): mosquitto saves its persistent sessions."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Kill without warning (SIGKILL): anything not yet saved is lost, as in a crash."""
+        self._signal(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop gracefully and start again on the same port."""
+        self.stop()
+        self.start()
+
+
+def mosquitto_available() -> bool:
+    """True when a mosquitto binary can be found."""
+    return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """A fresh database created for this test session."""
+
+    dsn: str
+    name: str
+
+
+def _admin_dsn() -> str:
+    return os.environ.get("LOCKHUB_TEST_PG_DSN", PG_DEFAULT_DSN)
+
+
+def _with_database(dsn: str, name: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def create_database() -> PostgresDatabase:
+    """Create a uniquely named database on the test server and return its DSN."""
+    import asyncpg  # noqa: PLC0415 - only PostgreSQL tests pay for the import
+
+    name = f"lockhub_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(_admin_dsn(), timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return PostgresDatabase(dsn=_with_database(_admin_dsn(), name), name=name)
+
+
+async def drop_database(db: PostgresDatabase) -> None:
+    """Drop a database made by create_database, disconnecting anyone still on it."""
+    import asyncpg  # noqa: PLC0415 - see create_database
+
+    admin = await asyncpg.connect(_admin_dsn(), timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+    finally:
+        await admin.close()
