@@ -19,11 +19,11 @@ from cloud_sync.protocol.tomlconfig import (
     ConfigPath,
     Identifier,
     ListenAddress,
+    ListenSection,
     MqttSection,
     Section,
     parse_config,
     read_failure,
-    split_listen,
 )
 
 ENV_PREFIX = "LOCKHUB_CLOUD_"
@@ -62,20 +62,10 @@ class CloudMqttSection(MqttSection):
     shared_group: Identifier = "lockhub-cloud"
 
 
-class ApiSection(Section):
+class ApiSection(ListenSection):
     """``[api]``: the REST API."""
 
     listen: ListenAddress = "127.0.0.1:8081"
-
-    @property
-    def host(self) -> str:
-        """The address to bind."""
-        return split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """The port to bind."""
-        return split_listen(self.listen)[1]
 
 
 class CloudConfig(Section):

@@ -6,9 +6,7 @@ in a 0700 directory; the same format the hub uses for its keys.
 
 from __future__ import annotations
 
-import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +14,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.protocol.envelope import Signer
 from cloud_sync.protocol.keys import public_key_b64
+from gateway.errors import IdentityError as GatewayIdentityError
+from gateway.keyfile import read_key_file, write_new_secret
 
 SEED_BYTES = 32
 SIGNING_KEY_FILE = "command-signing.key"
 STATE_DIR_MODE = 0o700
-KEY_FILE_MODE = 0o600
-# Any permission bit for group or others exposes the key.
-EXPOSING_BITS = 0o077
 
 
 class IdentityError(Exception):
@@ -73,37 +70,7 @@ def load_cloud_identity(state_dir: Path, kid: str) -> CloudKeys:
             f"no signing key at {path}; run `lockhub cloud init --config FILE` first"
         )
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise IdentityError(f"cannot read key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as file:
-        mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
-        if mode & EXPOSING_BITS:
-            raise IdentityError(f"key file {path} has mode {mode:04o}; run `chmod 600 {path}`")
-        seed = file.read(SEED_BYTES + 1)
-    if len(seed) != SEED_BYTES:
-        raise IdentityError(f"key file {path} is damaged; restore it from a backup")
+        seed = read_key_file(path, SEED_BYTES)
+    except GatewayIdentityError as exc:
+        raise IdentityError(str(exc)) from exc
     return CloudKeys(kid=kid, signing=Ed25519PrivateKey.from_private_bytes(seed))
-
-
-def write_new_secret(path: Path, seed: bytes) -> bool:
-    """Atomically create ``path`` (0600) holding ``seed``; False if it already existed."""
-    # Written under a temporary name, then hard-linked: link() fails rather than replace a key
-    # that a concurrent init wrote first, and no reader ever sees a half-written file.
-    temp = path.parent / f".{SIGNING_KEY_FILE}.{secrets.token_hex(8)}"
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE), "wb") as out:
-        out.write(seed)
-        out.flush()
-        os.fsync(out.fileno())
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        return False
-    finally:
-        temp.unlink()
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return True

@@ -22,11 +22,11 @@ from cloud_sync.protocol.tomlconfig import (
     FieldError,
     Identifier,
     ListenAddress,
+    ListenSection,
     MqttSection,
     Section,
     parse_config,
     read_failure,
-    split_listen,
 )
 
 from .errors import ConfigError
@@ -70,21 +70,11 @@ class CloudSection(Section):
         return load_command_keys(self.command_keys)
 
 
-class ApiSection(Section):
+class ApiSection(ListenSection):
     """``[api]``: the local HTTP API."""
 
     listen: ListenAddress = "127.0.0.1:8080"
     admin_token_file: ConfigPath | None = None
-
-    @property
-    def host(self) -> str:
-        """The address to bind."""
-        return split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """The port to bind."""
-        return split_listen(self.listen)[1]
 
 
 class LockSection(Section):

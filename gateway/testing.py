@@ -1,4 +1,4 @@
-"""Fakes that ship with the package, for tests and the demo: a controllable clock."""
+"""Fakes that ship with the package, for tests, the demo and benchmarks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from .store import NewRecord
 
 # A fixed, recognisable default start so test output is stable and obviously fake.
 DEFAULT_START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -68,3 +70,17 @@ class FakeClock:
     def sleepers(self) -> int:
         """How many tasks are waiting on this clock."""
         return sum(1 for s in self._sleepers if not s.future.done())
+
+
+def lock_event_record(n: int, pad: str = "", lock_id: str = "front-door") -> NewRecord:
+    """A valid ``lock.event`` record numbered ``n``; ``pad`` makes it bigger."""
+    return NewRecord(
+        "lock.event",
+        {
+            "lock_id": lock_id,
+            "event": "unlock",
+            "unattributed": False,
+            "details": {"n": n, "pad": pad},
+            "clock": {"synced": True, "source": "test"},
+        },
+    )

@@ -124,6 +124,22 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ListenSection(Section):
+    """A table with a ``listen = "host:port"`` address for a server to bind."""
+
+    listen: ListenAddress
+
+    @property
+    def host(self) -> str:
+        """The address to bind."""
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return split_listen(self.listen)[1]
+
+
 class MqttSection(Section):
     """``[mqtt]``: the broker link shared by hubs and the cloud."""
 

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from cloud_sync.protocol.b64 import b64url_decode
 from gateway.errors import GatewayError, IdentityError, IdentityMissingError
-from gateway.identity import KEY_FILES, init_identity, load_identity, write_new_secret
+from gateway.identity import KEY_FILES, init_identity, load_identity
+from gateway.keyfile import write_new_secret
 
 
 def mode(path: Path) -> int:

@@ -1,0 +1,184 @@
+"""Typed accessors for the hub's state tables: windows, locks, replay, lockouts, kv."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import fields
+
+from cloud_sync.protocol.errors import ProtocolError
+from cloud_sync.protocol.replay import ReplayState, from_sqlite, to_sqlite
+
+from .database import Database
+from .errors import StoreCorruptError
+from .rows import (
+    Courier,
+    Lockout,
+    LockRow,
+    WindowRow,
+    from_db_time,
+    optional_time,
+    to_db_time,
+)
+
+# Keys under this prefix belong to the store itself (the chain head); callers may read them.
+RESERVED_KV_PREFIX = "store."
+
+_WINDOW_FIELDS = tuple(field.name for field in fields(WindowRow))
+_WINDOW_TIMES = ("starts_at", "ends_at", "updated_at")
+# Column lists are spelled out, not generated, so each statement reads as plain SQL; the
+# windows columns follow WindowRow's field order (a test checks that).
+_WINDOW_SELECT = (
+    "SELECT window_id, tenant_id, task_id, lock_id, starts_at, ends_at, version, max_uses,"
+    " uses, enforcement, state, code_hash, code_sealed, courier, carrier_job_id, updated_at"
+    " FROM windows"
+)
+_WINDOW_UPSERT = """
+INSERT INTO windows (window_id, tenant_id, task_id, lock_id, starts_at, ends_at, version,
+    max_uses, uses, enforcement, state, code_hash, code_sealed, courier, carrier_job_id,
+    updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (window_id) DO UPDATE SET tenant_id = excluded.tenant_id,
+    task_id = excluded.task_id, lock_id = excluded.lock_id, starts_at = excluded.starts_at,
+    ends_at = excluded.ends_at, version = excluded.version, max_uses = excluded.max_uses,
+    uses = excluded.uses, enforcement = excluded.enforcement, state = excluded.state,
+    code_hash = excluded.code_hash, code_sealed = excluded.code_sealed,
+    courier = excluded.courier, carrier_job_id = excluded.carrier_job_id,
+    updated_at = excluded.updated_at
+"""
+_LOCK_SELECT = "SELECT lock_id, driver, state, battery, updated_at FROM locks"
+_LOCK_UPSERT = """
+INSERT INTO locks (lock_id, driver, state, battery, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (lock_id) DO UPDATE SET driver = excluded.driver, state = excluded.state,
+    battery = excluded.battery, updated_at = excluded.updated_at
+"""
+_REPLAY_UPSERT = """
+INSERT INTO replay_state (kid, highest, bitmap) VALUES (?, ?, ?)
+ON CONFLICT (kid) DO UPDATE SET highest = excluded.highest, bitmap = excluded.bitmap
+"""
+_LOCKOUT_SELECT = "SELECT lock_id, source, failures, level, locked_until FROM lockouts"
+_LOCKOUT_UPSERT = """
+INSERT INTO lockouts (lock_id, source, failures, level, locked_until) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (lock_id, source) DO UPDATE SET failures = excluded.failures,
+    level = excluded.level, locked_until = excluded.locked_until
+"""
+_KV_UPSERT = """
+INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+
+def _window_to_row(window: WindowRow) -> tuple[object, ...]:
+    values = {name: getattr(window, name) for name in _WINDOW_FIELDS}
+    for name in _WINDOW_TIMES:
+        values[name] = to_db_time(values[name])
+    if window.courier is not None:
+        values["courier"] = json.dumps({"id": window.courier.id, "name": window.courier.name})
+    return tuple(values.values())
+
+
+def _window_from_row(row: sqlite3.Row) -> WindowRow:
+    values = dict(zip(_WINDOW_FIELDS, row, strict=True))
+    for name in _WINDOW_TIMES:
+        values[name] = from_db_time(values[name])
+    values["code_hash"] = bytes(values["code_hash"])
+    if values["courier"] is not None:
+        courier = json.loads(values["courier"])
+        values["courier"] = Courier(id=courier["id"], name=courier["name"])
+    return WindowRow(**values)
+
+
+class StateTables:
+    """Reads and writes the hub's state rows; each write commits on its own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def put_window(self, window: WindowRow) -> None:
+        """Insert or replace the window with this ``window_id``."""
+        await self._db.write(_WINDOW_UPSERT, _window_to_row(window))
+
+    async def get_window(self, window_id: str) -> WindowRow | None:
+        """Return the window, or None if unknown."""
+        rows = await self._db.fetch(f"{_WINDOW_SELECT} WHERE window_id = ?", (window_id,))
+        return _window_from_row(rows[0]) if rows else None
+
+    async def list_windows(self, lock_id: str | None = None) -> list[WindowRow]:
+        """Return all windows (or one lock's), ordered by start then id."""
+        if lock_id is None:
+            rows = await self._db.fetch(f"{_WINDOW_SELECT} ORDER BY starts_at, window_id")
+        else:
+            rows = await self._db.fetch(
+                f"{_WINDOW_SELECT} WHERE lock_id = ? ORDER BY starts_at, window_id", (lock_id,)
+            )
+        return [_window_from_row(row) for row in rows]
+
+    async def put_lock(self, lock: LockRow) -> None:
+        """Insert or replace the lock with this ``lock_id``."""
+        await self._db.write(
+            _LOCK_UPSERT,
+            (lock.lock_id, lock.driver, lock.state, lock.battery, to_db_time(lock.updated_at)),
+        )
+
+    async def get_lock(self, lock_id: str) -> LockRow | None:
+        """Return the lock, or None if unknown."""
+        rows = await self._db.fetch(f"{_LOCK_SELECT} WHERE lock_id = ?", (lock_id,))
+        return _lock_from_row(rows[0]) if rows else None
+
+    async def list_locks(self) -> list[LockRow]:
+        """Return every lock ordered by id."""
+        rows = await self._db.fetch(f"{_LOCK_SELECT} ORDER BY lock_id")
+        return [_lock_from_row(row) for row in rows]
+
+    async def load_replay(self) -> dict[str, ReplayState]:
+        """Return the persisted replay window of every command-signing key, by kid."""
+        rows = await self._db.fetch("SELECT kid, highest, bitmap FROM replay_state ORDER BY kid")
+        try:
+            return {kid: ReplayState(highest, from_sqlite(bitmap)) for kid, highest, bitmap in rows}
+        except ProtocolError as exc:
+            raise StoreCorruptError(f"replay_state holds an impossible window: {exc}") from exc
+
+    async def save_replay(self, kid: str, state: ReplayState) -> None:
+        """Persist the replay window of ``kid``."""
+        await self._db.write(_REPLAY_UPSERT, (kid, state.highest, to_sqlite(state.bitmap)))
+
+    async def get_lockout(self, lock_id: str, source: str) -> Lockout | None:
+        """Return the lockout of (lock, source), or None if it has no failures recorded."""
+        rows = await self._db.fetch(
+            f"{_LOCKOUT_SELECT} WHERE lock_id = ? AND source = ?",
+            (lock_id, source),
+        )
+        return _lockout_from_row(rows[0]) if rows else None
+
+    async def put_lockout(self, lockout: Lockout) -> None:
+        """Insert or replace the lockout of (lock, source)."""
+        until = None if lockout.locked_until is None else to_db_time(lockout.locked_until)
+        await self._db.write(
+            _LOCKOUT_UPSERT,
+            (lockout.lock_id, lockout.source, lockout.failures, lockout.level, until),
+        )
+
+    async def list_lockouts(self) -> list[Lockout]:
+        """Return every lockout ordered by lock and source."""
+        rows = await self._db.fetch(f"{_LOCKOUT_SELECT} ORDER BY lock_id, source")
+        return [_lockout_from_row(row) for row in rows]
+
+    async def kv_get(self, key: str) -> str | None:
+        """Return the value stored under ``key``, or None."""
+        rows = await self._db.fetch("SELECT value FROM kv WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def kv_set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``; keys starting with ``store.`` are the store's own."""
+        if key.startswith(RESERVED_KV_PREFIX):
+            raise ValueError(f"kv keys starting with {RESERVED_KV_PREFIX!r} are reserved")
+        await self._db.write(_KV_UPSERT, (key, value))
+
+
+def _lock_from_row(row: sqlite3.Row) -> LockRow:
+    lock_id, driver, state, battery, updated_at = row
+    return LockRow(lock_id, driver, state, battery, from_db_time(updated_at))
+
+
+def _lockout_from_row(row: sqlite3.Row) -> Lockout:
+    lock_id, source, failures, level, locked_until = row
+    return Lockout(lock_id, source, failures, level, optional_time(locked_until))

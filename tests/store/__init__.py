@@ -1,0 +1,1 @@
+"""Tests of gateway.store: the hub's SQLite state, outbox and crash safety."""
