@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage error, 78 config error (EX_CONFIG o
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import os
@@ -17,6 +18,7 @@ from . import __version__
 from .config import DEFAULT_CONFIG_PATH, GatewayConfig, load_gateway_config
 from .errors import ConfigError, GatewayError
 from .identity import init_identity, load_identity
+from .logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "init", "create this hub's keys in state_dir (keeps existing keys)", _init
     )
     _add_command(commands, "identity", "print this hub's id and public keys as JSON", _identity)
+    _add_command(commands, "run", "run the hub daemon in the foreground (until SIGTERM)", _run)
     groups.add_parser("cloud", help="the cloud side (lockhub cloud --help)", add_help=False)
     groups.add_parser("demo", help="run the local demo (lockhub demo --help)", add_help=False)
     return parser
@@ -122,6 +125,21 @@ def _identity(namespace: argparse.Namespace) -> int:
         "sealing_key": keys.sealing_public,
     }
     print(json.dumps(identity, indent=2))
+    return EXIT_OK
+
+
+def _run(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+    configure_logging(config.log.level, config.log.format)
+    # Imported here: `init` and `identity` stay fast and need none of the daemon's parts.
+    from .daemon import run_gateway  # noqa: PLC0415
+    from .store import StoreError  # noqa: PLC0415
+
+    try:
+        asyncio.run(run_gateway(config))
+    except StoreError as exc:
+        _report([f"the hub's store failed: {exc}"])
+        return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ from .errors import (
     ChainError,
     ExpiredError,
     MalformedError,
+    NotYetValidError,
     PolicyError,
     ProtocolError,
     ReplayError,
@@ -48,6 +49,13 @@ from .policy import (
 )
 from .replay import REPLAY_WINDOW, ReplayGuard, ReplayState, from_sqlite, to_sqlite
 from .sealing import check_code, open_code, seal_code
+from .tokens import (
+    CourierTokenClaims,
+    VerifiedToken,
+    check_token_time,
+    issue_courier_token,
+    verify_courier_token,
+)
 from .topics import (
     DEFAULT_PREFIX,
     Channel,
@@ -67,11 +75,13 @@ __all__ = [
     "ChainError",
     "Channel",
     "Command",
+    "CourierTokenClaims",
     "Envelope",
     "ExpiredError",
     "HubHello",
     "HubStatus",
     "MalformedError",
+    "NotYetValidError",
     "PolicyError",
     "ProtocolError",
     "Record",
@@ -84,6 +94,7 @@ __all__ = [
     "Signer",
     "UnknownKeyError",
     "Verified",
+    "VerifiedToken",
     "WrongHubError",
     "accept_ack",
     "accept_command",
@@ -99,6 +110,7 @@ __all__ = [
     "check_from_hub",
     "check_hub_id",
     "check_prefix",
+    "check_token_time",
     "check_ulid",
     "cloud_subscription",
     "cloud_subscriptions",
@@ -113,6 +125,7 @@ __all__ = [
     "from_sqlite",
     "hello_payload",
     "hub_subscriptions",
+    "issue_courier_token",
     "load_command_keys",
     "load_ed25519_public",
     "load_x25519_public",
@@ -130,5 +143,6 @@ __all__ = [
     "topic",
     "verify",
     "verify_chain",
+    "verify_courier_token",
     "window_set_digest",
 ]

@@ -26,6 +26,7 @@ MAX_BATCH_ENVELOPES = 500
 MAX_KID_LENGTH = 128
 
 Envelope = dict[str, str]
+Keys = Mapping[str, Ed25519PublicKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +55,17 @@ def protected_header(kid: str) -> str:
     return b64url_encode(jsoncodec.dumps({"alg": ALG, "kid": kid}))
 
 
-def sign(payload: bytes, key: Ed25519PrivateKey, kid: str) -> Envelope:
-    """Sign ``payload`` and return the flattened JWS as a dict."""
-    protected = protected_header(kid)
+def sign_parts(protected: str, payload: bytes, key: Ed25519PrivateKey) -> tuple[str, str, str]:
+    """Sign ``payload`` under an encoded protected header; return the three base64url parts."""
     encoded_payload = b64url_encode(payload)
     signature = key.sign(f"{protected}.{encoded_payload}".encode("ascii"))
-    return {
-        "protected": protected,
-        "payload": encoded_payload,
-        "signature": b64url_encode(signature),
-    }
+    return protected, encoded_payload, b64url_encode(signature)
+
+
+def sign(payload: bytes, key: Ed25519PrivateKey, kid: str) -> Envelope:
+    """Sign ``payload`` and return the flattened JWS as a dict."""
+    protected, encoded_payload, signature = sign_parts(protected_header(kid), payload, key)
+    return {"protected": protected, "payload": encoded_payload, "signature": signature}
 
 
 def _string_member(envelope: Mapping[str, Any], name: str) -> str:
@@ -73,7 +75,8 @@ def _string_member(envelope: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _parse_header(protected: str) -> tuple[str, str]:
+def parse_header(protected: str) -> tuple[str, str, dict[str, Any]]:
+    """Decode a protected header, check alg, kid and extensions; return alg, kid, all members."""
     header = jsoncodec.loads(b64url_decode(protected))
     if not isinstance(header, dict):
         raise MalformedError("protected header is not a JSON object")
@@ -85,19 +88,14 @@ def _parse_header(protected: str) -> tuple[str, str]:
     if "crit" in header or "b64" in header:
         # RFC 7515 4.1.11: we understand no extensions, so we must refuse them.
         raise SignatureError("critical header extensions are not supported")
-    return str(alg), kid
+    return str(alg), kid, header
 
 
-def verify(envelope: object, keys: Mapping[str, Ed25519PublicKey]) -> Verified:
-    """Verify a flattened JWS against the trusted ``keys`` by kid."""
-    if not isinstance(envelope, dict):
-        raise MalformedError("envelope is not a JSON object")
-    if set(envelope) != ENVELOPE_MEMBERS:
-        raise MalformedError("envelope must have exactly protected, payload and signature")
-    protected = _string_member(envelope, "protected")
-    encoded_payload = _string_member(envelope, "payload")
-    alg, kid = _parse_header(protected)
-    signature = b64url_decode(_string_member(envelope, "signature"))
+def verify_parts(
+    protected: str, encoded_payload: str, encoded_signature: str, kid: str, keys: Keys
+) -> bytes:
+    """Check the signature over ``protected.payload`` by trusted key ``kid``; return the payload."""
+    signature = b64url_decode(encoded_signature)
     payload = b64url_decode(encoded_payload)
     key = keys.get(kid)
     if key is None:
@@ -108,6 +106,20 @@ def verify(envelope: object, keys: Mapping[str, Ed25519PublicKey]) -> Verified:
         key.verify(signature, f"{protected}.{encoded_payload}".encode("ascii"))
     except InvalidSignature as exc:
         raise SignatureError(f"signature does not verify for kid {kid!r}") from exc
+    return payload
+
+
+def verify(envelope: object, keys: Keys) -> Verified:
+    """Verify a flattened JWS against the trusted ``keys`` by kid."""
+    if not isinstance(envelope, dict):
+        raise MalformedError("envelope is not a JSON object")
+    if set(envelope) != ENVELOPE_MEMBERS:
+        raise MalformedError("envelope must have exactly protected, payload and signature")
+    protected = _string_member(envelope, "protected")
+    encoded_payload = _string_member(envelope, "payload")
+    alg, kid, _ = parse_header(protected)
+    signature = _string_member(envelope, "signature")
+    payload = verify_parts(protected, encoded_payload, signature, kid, keys)
     return Verified(kid=kid, alg=alg, payload=payload)
 
 

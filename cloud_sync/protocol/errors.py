@@ -41,6 +41,12 @@ class ExpiredError(PolicyError):
     reason = "expired"
 
 
+class NotYetValidError(PolicyError):
+    """A courier token's ``nbf`` is still ahead."""
+
+    reason = "not_yet_valid"
+
+
 class ReplayError(PolicyError):
     """The sequence number was seen already or is older than the replay window."""
 

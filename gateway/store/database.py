@@ -48,21 +48,29 @@ class Database:
 
     async def write_many(self, sql: str, rows: Iterable[Params]) -> int:
         """Run one ``executemany`` in one committed transaction; return the changed row count."""
+        return await self.write_batches([(sql, rows)])
+
+    async def write_batches(self, batches: Sequence[tuple[str, Iterable[Params]]]) -> int:
+        """Run several ``executemany`` in ONE committed transaction; return rows changed."""
         # Shielded: a cancelled caller must not leave a half-done transaction on the shared
         # connection for the next writer to commit.
-        return await asyncio.shield(self._write_many(sql, rows))
+        return await asyncio.shield(self._write_batches(batches))
 
-    async def _write_many(self, sql: str, rows: Iterable[Params]) -> int:
+    async def _write_batches(self, batches: Sequence[tuple[str, Iterable[Params]]]) -> int:
         async with self._exclusive() as conn:
+            changed = 0
             try:
-                # The connection's isolation_level makes this begin the transaction itself.
-                cursor = await conn.executemany(sql, rows)
+                # The connection's isolation_level makes the first statement begin the
+                # transaction itself.
+                for sql, rows in batches:
+                    cursor = await conn.executemany(sql, rows)
+                    changed += cursor.rowcount
                 await conn.commit()
             except sqlite3.Error:
                 with suppress(sqlite3.Error):
                     await conn.rollback()
                 raise
-            return cursor.rowcount
+            return changed
 
     async def close(self) -> None:
         """Close the connection once pending operations finished; closing twice is harmless."""

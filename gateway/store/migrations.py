@@ -91,7 +91,21 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_TABLES + _V1_CHAIN_TRIGGER,)
+# v2 (access engine): the lock's keypad code id for lock-enforced windows (attribution), the
+# lock-side provisioning state, and where a window came from: a pushed command, a courier
+# token whose window push never arrived, or a revoke that arrived before its window (a
+# tombstone that keeps a later, older upsert or token from reviving it).
+_V2_WINDOWS = """
+ALTER TABLE windows ADD COLUMN keypad_code_id INTEGER;
+ALTER TABLE windows ADD COLUMN lock_side TEXT NOT NULL DEFAULT 'none'
+    CHECK (lock_side IN ('none', 'pending', 'set_on_lock', 'failed_on_lock',
+                         'removed_from_lock'));
+ALTER TABLE windows ADD COLUMN origin TEXT NOT NULL DEFAULT 'push'
+    CHECK (origin IN ('push', 'token', 'tombstone'));
+CREATE INDEX windows_by_task ON windows (task_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_TABLES + _V1_CHAIN_TRIGGER, _V2_WINDOWS)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

@@ -14,10 +14,13 @@ from cloud_sync.protocol.errors import MalformedError
 from cloud_sync.protocol.ids import new_ulid
 from cloud_sync.protocol.records import build_record
 
-from .database import Database
+from .database import Database, Params
 from .errors import InvalidRecordError, StoreError
 from .migrations import CHAIN_HEAD_KEY
 from .rows import ChainHead, NewRecord, StoredRecord, from_db_time, optional_time, to_db_time
+
+# One statement and its parameter rows, run with executemany inside a transaction.
+Batch = tuple[str, Sequence[Params]]
 
 _INSERT = (
     "INSERT INTO records (seq, record_id, type, payload, envelope, payload_hash, created_at,"
@@ -117,22 +120,29 @@ class Outbox:
             )
         return records
 
-    async def append(self, items: Sequence[NewRecord]) -> list[StoredRecord]:
-        """Sign, chain and durably store ``items`` in one transaction; return them as stored."""
-        if not items:
+    async def append(
+        self, items: Sequence[NewRecord], also: Sequence[Batch] = ()
+    ) -> list[StoredRecord]:
+        """Sign, chain and durably store ``items`` and the ``also`` writes in one transaction."""
+        if not items and not also:
             return []
         # Shielded so that a cancelled caller cannot separate the commit from the head update.
-        return await asyncio.shield(self._append(items))
+        return await asyncio.shield(self._append(items, also))
 
-    async def _append(self, items: Sequence[NewRecord]) -> list[StoredRecord]:
+    async def _append(
+        self, items: Sequence[NewRecord], also: Sequence[Batch]
+    ) -> list[StoredRecord]:
         async with self._append_lock:
-            records = self._build(await self._current_head(), items)
+            head = await self._current_head()
+            records = self._build(head, items)
+            batches = [*also, (_INSERT, [_row_from_record(r) for r in records])]
             try:
-                await self._db.write_many(_INSERT, [_row_from_record(r) for r in records])
+                await self._db.write_batches(batches)
             except StoreError:
                 self._head = None
                 raise
-            self._head = ChainHead(records[-1].seq, records[-1].payload_hash)
+            if records:
+                self._head = ChainHead(records[-1].seq, records[-1].payload_hash)
             return records
 
     async def unacked(self, limit: int) -> list[StoredRecord]:

@@ -54,6 +54,9 @@ class WindowRow:
     courier: Courier | None
     carrier_job_id: str | None
     updated_at: datetime
+    keypad_code_id: int | None = None
+    lock_side: str = "none"
+    origin: str = "push"
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 
 from cloud_sync.protocol.errors import ProtocolError
@@ -30,21 +31,22 @@ _WINDOW_TIMES = ("starts_at", "ends_at", "updated_at")
 # windows columns follow WindowRow's field order (a test checks that).
 _WINDOW_SELECT = (
     "SELECT window_id, tenant_id, task_id, lock_id, starts_at, ends_at, version, max_uses,"
-    " uses, enforcement, state, code_hash, code_sealed, courier, carrier_job_id, updated_at"
-    " FROM windows"
+    " uses, enforcement, state, code_hash, code_sealed, courier, carrier_job_id, updated_at,"
+    " keypad_code_id, lock_side, origin FROM windows"
 )
 _WINDOW_UPSERT = """
 INSERT INTO windows (window_id, tenant_id, task_id, lock_id, starts_at, ends_at, version,
     max_uses, uses, enforcement, state, code_hash, code_sealed, courier, carrier_job_id,
-    updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    updated_at, keypad_code_id, lock_side, origin)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (window_id) DO UPDATE SET tenant_id = excluded.tenant_id,
     task_id = excluded.task_id, lock_id = excluded.lock_id, starts_at = excluded.starts_at,
     ends_at = excluded.ends_at, version = excluded.version, max_uses = excluded.max_uses,
     uses = excluded.uses, enforcement = excluded.enforcement, state = excluded.state,
     code_hash = excluded.code_hash, code_sealed = excluded.code_sealed,
     courier = excluded.courier, carrier_job_id = excluded.carrier_job_id,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at, keypad_code_id = excluded.keypad_code_id,
+    lock_side = excluded.lock_side, origin = excluded.origin
 """
 _LOCK_SELECT = "SELECT lock_id, driver, state, battery, updated_at FROM locks"
 _LOCK_UPSERT = """
@@ -85,6 +87,26 @@ def _window_from_row(row: sqlite3.Row) -> WindowRow:
         courier = json.loads(values["courier"])
         values["courier"] = Courier(id=courier["id"], name=courier["name"])
     return WindowRow(**values)
+
+
+def _lockout_to_row(lockout: Lockout) -> tuple[object, ...]:
+    until = None if lockout.locked_until is None else to_db_time(lockout.locked_until)
+    return (lockout.lock_id, lockout.source, lockout.failures, lockout.level, until)
+
+
+def window_batch(windows: Sequence[WindowRow]) -> tuple[str, list[tuple[object, ...]]]:
+    """The upsert of ``windows``, to run inside another write's transaction."""
+    return _WINDOW_UPSERT, [_window_to_row(window) for window in windows]
+
+
+def lockout_batch(lockouts: Sequence[Lockout]) -> tuple[str, list[tuple[object, ...]]]:
+    """The upsert of ``lockouts``, to run inside another write's transaction."""
+    return _LOCKOUT_UPSERT, [_lockout_to_row(lockout) for lockout in lockouts]
+
+
+def replay_batch(states: Mapping[str, ReplayState]) -> tuple[str, list[tuple[object, ...]]]:
+    """The upsert of replay windows by kid, to run inside another write's transaction."""
+    return _REPLAY_UPSERT, [(kid, s.highest, to_sqlite(s.bitmap)) for kid, s in states.items()]
 
 
 class StateTables:
@@ -151,11 +173,7 @@ class StateTables:
 
     async def put_lockout(self, lockout: Lockout) -> None:
         """Insert or replace the lockout of (lock, source)."""
-        until = None if lockout.locked_until is None else to_db_time(lockout.locked_until)
-        await self._db.write(
-            _LOCKOUT_UPSERT,
-            (lockout.lock_id, lockout.source, lockout.failures, lockout.level, until),
-        )
+        await self._db.write(_LOCKOUT_UPSERT, _lockout_to_row(lockout))
 
     async def list_lockouts(self) -> list[Lockout]:
         """Return every lockout ordered by lock and source."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +29,7 @@ from .rows import (
     StoredRecord,
     WindowRow,
 )
-from .state import StateTables
+from .state import StateTables, lockout_batch, replay_batch, window_batch
 
 log = structlog.get_logger(__name__)
 
@@ -111,9 +111,29 @@ class Store:
 
     # The outbox.
 
-    async def append_records(self, items: Sequence[NewRecord]) -> list[StoredRecord]:
-        """Sign, chain and durably store ``items`` in one transaction; return them as stored."""
-        return await self._outbox.append(items)
+    async def append_records(
+        self,
+        items: Sequence[NewRecord],
+        *,
+        windows: Sequence[WindowRow] = (),
+        lockouts: Sequence[Lockout] = (),
+        replay: Mapping[str, ReplayState] | None = None,
+    ) -> list[StoredRecord]:
+        """Sign, chain and store ``items`` with the window and lockout rows in ONE transaction.
+
+        A proof of delivery, its outbox entry and the window's use count land together or not
+        at all (``synchronous=FULL``): no crash can leave a used window without its record.
+        """
+        also = []
+        if windows:
+            also.append(window_batch(windows))
+        if lockouts:
+            also.append(lockout_batch(lockouts))
+        if replay:
+            # A command's replay slot commits with its effects: redelivered after a crash
+            # it is either applied once or refused as a replay, never half-done.
+            also.append(replay_batch(replay))
+        return await self._outbox.append(items, also)
 
     async def chain_head(self) -> ChainHead:
         """Return the last committed record's seq and payload hash."""

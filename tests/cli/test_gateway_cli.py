@@ -142,7 +142,7 @@ def test_help_on_every_command(argv: list[str], capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize(
-    "argv", [[], ["gateway"], ["gateway", "run"], ["nope"], ["gateway", "init", "--bad"]]
+    "argv", [[], ["gateway"], ["gateway", "pair"], ["nope"], ["gateway", "run", "--bad"]]
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2

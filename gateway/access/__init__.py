@@ -1,0 +1,1 @@
+"""The offline access engine: windows, codes, tokens, lockouts, proof of delivery."""

@@ -1,0 +1,164 @@
+"""Applying window commands: what each verified command changes, computed without side effects.
+
+The caller commits the returned rows and records in one transaction and only then puts the
+rows into the cache, so a failed commit leaves both exactly as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from cloud_sync.protocol.commands import (
+    TaskComplete,
+    WindowRevoke,
+    WindowsSync,
+    WindowUpsert,
+    WindowUpsertBody,
+)
+from cloud_sync.protocol.errors import ProtocolError
+from cloud_sync.protocol.messages import Command
+
+from ..store import WindowRow
+from .windows import (
+    TERMINAL,
+    Change,
+    WindowCache,
+    WindowState,
+    row_from_upsert,
+    state_at,
+    tombstone,
+)
+
+# Opens a sealed code and returns its keyed hash: (code_sealed, window_id, lock_id) -> hash.
+CodeOpener = Callable[[str, str, str], bytes]
+# A sync set may arrive in pages; pages of older set versions are dropped. Sets larger than
+# this many pages are refused (the protocol caps pages at 100 windows each).
+MAX_SYNC_PAGES_HELD = 10_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a command did: ``applied`` or ``rejected`` (+ reason) and the window changes."""
+
+    result: str
+    reason: str | None = None
+    changes: list[Change] = field(default_factory=list)
+
+
+def rejected(reason: str) -> Outcome:
+    """An outcome that changed nothing."""
+    return Outcome("rejected", reason)
+
+
+def _upsert(
+    cache: WindowCache, body: WindowUpsertBody, opener: CodeOpener, now: datetime
+) -> Outcome:
+    held = cache.get(body.window_id)
+    if held is not None and held.version >= body.version:
+        # Already at this version or newer: applying again changes nothing (idempotent).
+        return Outcome("applied", "not_newer")
+    try:
+        code_hash = opener(body.code_sealed, body.window_id, body.lock_id)
+    except ProtocolError:
+        return rejected("code_unreadable")
+    row = row_from_upsert(body, code_hash, held, now)
+    row = replace(row, state=state_at(row, now, cache.grace))
+    return Outcome("applied", changes=[Change(row, "applied")])
+
+
+def _revoke_row(row: WindowRow, version: int, now: datetime, reason: str) -> Change:
+    revoked = replace(row, version=version, state=WindowState.REVOKED, updated_at=now)
+    return Change(revoked, "revoked", reason)
+
+
+def _revoke(
+    cache: WindowCache, window_id: str, version: int, reason: str, now: datetime
+) -> Outcome:
+    held = cache.get(window_id)
+    if held is None:
+        return Outcome("applied", changes=[Change(tombstone(window_id, version, now), "revoked")])
+    # A revoke names the version it revokes: it wins over that version (the cloud need not
+    # bump the version to revoke) and loses to a newer one already held.
+    if held.version > version or (held.version == version and held.state == WindowState.REVOKED):
+        return Outcome("applied", "not_newer")
+    return Outcome("applied", changes=[_revoke_row(held, version, now, reason)])
+
+
+def _complete_task(cache: WindowCache, task_id: str, now: datetime) -> Outcome:
+    changes = [
+        _revoke_row(row, row.version, now, "task_complete")
+        for row in cache.by_task(task_id)
+        if WindowState(row.state) not in TERMINAL
+    ]
+    return Outcome("applied", changes=changes)
+
+
+@dataclass
+class SyncPages:
+    """Pages of a ``windows.sync`` set collected until the set is complete."""
+
+    set_version: int = 0
+    pages: int = 0
+    bodies: dict[int, list[WindowUpsertBody]] = field(default_factory=dict)
+
+    def add(self, sync: WindowsSync) -> list[WindowUpsertBody] | None:
+        """Keep a page; return the whole set once every page of it has arrived."""
+        body = sync.body
+        if body.set_version < self.set_version:
+            return None
+        if body.set_version > self.set_version:
+            self.set_version, self.pages, self.bodies = body.set_version, body.pages, {}
+        self.bodies[body.page] = list(body.windows)
+        if len(self.bodies) < self.pages:
+            return None
+        whole = [window for page in sorted(self.bodies) for window in self.bodies[page]]
+        self.bodies = {}
+        return whole
+
+
+def _sync(
+    cache: WindowCache, pages: SyncPages, sync: WindowsSync, opener: CodeOpener, now: datetime
+) -> Outcome:
+    if sync.body.set_version < pages.set_version:
+        return Outcome("applied", "not_newer")
+    whole = pages.add(sync)
+    if whole is None:
+        return Outcome("applied", "page_held")
+    outcome = Outcome("applied")
+    failed = []
+    for body in whole:
+        one = _upsert(cache, body, opener, now)
+        outcome.changes.extend(one.changes)
+        if one.result == "rejected":
+            failed.append(body.window_id)
+    wanted = {body.window_id for body in whole}
+    outcome.changes.extend(
+        _revoke_row(row, row.version, now, "not_in_sync_set")
+        for row in cache
+        if row.window_id not in wanted
+        and row.origin != "tombstone"
+        and WindowState(row.state) not in TERMINAL
+    )
+    if failed:
+        outcome.reason = "some_codes_unreadable"
+    return outcome
+
+
+def apply_command(
+    command: Command,
+    cache: WindowCache,
+    pages: SyncPages,
+    opener: CodeOpener,
+    now: datetime,
+) -> Outcome:
+    """Compute what a verified, accepted command changes; mutate nothing but sync pages."""
+    if isinstance(command, WindowUpsert):
+        return _upsert(cache, command.body, opener, now)
+    if isinstance(command, WindowRevoke):
+        body = command.body
+        return _revoke(cache, body.window_id, body.version, body.reason, now)
+    if isinstance(command, TaskComplete):
+        return _complete_task(cache, command.body.task_id, now)
+    return _sync(cache, pages, command, opener, now)

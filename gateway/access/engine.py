@@ -1,0 +1,344 @@
+"""The access engine: applies window commands, decides unlocks, turns lock events into PoD.
+
+Everything here works with no network: windows live in the store and in memory, codes and
+tokens are checked locally, time comes from the trusted clock, and every outcome becomes a
+signed record in the outbox. Deadlines (a window opening or closing) are slept on exactly:
+the engine wakes at the next one, or when a change brings an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cloud_sync.protocol.ids import new_ulid
+from cloud_sync.protocol.messages import Command
+from cloud_sync.protocol.replay import ReplayState
+from cloud_sync.protocol.sealing import open_code
+
+from ..clock import TrustedClock
+from ..identity import HubKeys
+from ..locks.coordinator import LockCoordinator
+from ..locks.driver import LockError
+from ..store import Store, StoreError, WindowRow
+from . import records
+from .apply import Outcome, SyncPages, apply_command
+from .codes import code_hash
+from .decide import Context, Grant, Refusal, decide_code, decide_token
+from .events import EventRecorder, Pending
+from .lockout import Lockouts
+from .provisioning import Provisioner
+from .windows import WindowCache, state_at
+
+log = structlog.get_logger(__name__)
+
+# BLE locks take 2-8 s to move the bolt and report it; 15 s covers a retry of the command.
+UNLOCK_CONFIRM_TIMEOUT = 15.0
+# Wake at least this often even with no deadline near, so a wall-clock step is noticed.
+MAX_IDLE_SLEEP = 60.0
+# After a failed commit of deadline changes (disk full), wait this long before trying again.
+COMMIT_RETRY_SECONDS = 5.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Policy: grace at both ends of a window, and what to do while time is untrusted."""
+
+    grace: timedelta
+    deny_untrusted: bool = True
+    confirm_timeout: float = UNLOCK_CONFIRM_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    """The lock confirmed the unlock; a PoD was recorded."""
+
+    window_id: str
+    pod_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """Refused; ``reason`` is for logs and records, never for the courier."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockedOut:
+    """Too many wrong attempts: try again after ``retry_after`` seconds."""
+
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """The lock could not be reached or did not confirm; the attempt is recorded."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownLock:
+    """No lock with that id on this hub."""
+
+
+UnlockResult = Unlocked | Denied | LockedOut | Unavailable | UnknownLock
+
+
+class AccessEngine:
+    """Windows, decisions and proof of delivery for every lock of one hub."""
+
+    def __init__(
+        self,
+        *,
+        hub_id: str,
+        store: Store,
+        clock: TrustedClock,
+        keys: HubKeys,
+        command_keys: Mapping[str, Ed25519PublicKey],
+        lockouts: Lockouts,
+        settings: AccessSettings,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.hub_id = hub_id
+        self.store = store
+        self.clock = clock
+        self.lockouts = lockouts
+        self.settings = settings
+        self.cache = WindowCache(settings.grace)
+        self.coordinators: dict[str, LockCoordinator] = {}
+        self._keys = keys
+        self._command_keys = command_keys
+        self._sleep = sleep
+        self._pages = SyncPages()
+        self._wake = asyncio.Event()
+        self.provisioner = Provisioner(
+            store=store,
+            cache=self.cache,
+            coordinators=self.coordinators,
+            open_code=self._plain_code,
+            clock=clock,
+            grace=settings.grace,
+            sleep=sleep,
+        )
+        self.events = EventRecorder(
+            store=store,
+            cache=self.cache,
+            clock=clock,
+            provisioner=self.provisioner,
+            grace=settings.grace,
+        )
+        self.attempts: dict[str, int] = {}
+        # Refreshed by the metrics endpoint before each scrape.
+        self.outbox_depth = 0
+        self._advancing = False
+
+    def attach(self, coordinators: Mapping[str, LockCoordinator]) -> None:
+        """Give the engine the coordinators of this hub's locks."""
+        self.coordinators.update(coordinators)
+
+    async def start(self) -> None:
+        """Load windows and lockouts from the store; resume lock-side provisioning."""
+        self.cache.load(await self.store.list_windows())
+        await self.lockouts.load()
+        for row in self.cache:
+            self.provisioner.consider(row)
+        log.info("access.started", windows=len(self.cache))
+
+    def _clock(self) -> dict[str, object]:
+        return self.clock.status().as_record()
+
+    def _plain_code(self, row: WindowRow) -> str:
+        if row.code_sealed is None:
+            raise ValueError("the sealed code is gone")
+        return open_code(row.code_sealed, row.window_id, self._keys.sealing)
+
+    def _open_hash(self, sealed: str, window_id: str, lock_id: str) -> bytes:
+        code = open_code(sealed, window_id, self._keys.sealing)
+        return code_hash(self._keys.code_secret, lock_id, code)
+
+    # Commands.
+
+    async def apply(self, command: Command, kid: str, replay: ReplayState) -> Outcome:
+        """Apply a verified, accepted command; commit its effects, result and replay slot."""
+        outcome = apply_command(command, self.cache, self._pages, self._open_hash, self.clock.now())
+        clock = self._clock()
+        batch = [records.command_result(command, kid, outcome.result, outcome.reason, clock)]
+        batch += [
+            records.window_status(c.row, c.status, clock, c.detail)
+            for c in outcome.changes
+            if c.status is not None
+        ]
+        rows = [change.row for change in outcome.changes]
+        await self.store.append_records(batch, windows=rows, replay={kid: replay})
+        self._adopt(rows)
+        log.info("command.applied", type=command.type, result=outcome.result, changes=len(rows))
+        return outcome
+
+    async def reject(self, command: Command, kid: str, reason: str) -> None:
+        """Record that a verified command was refused (expired, wrong hub, replayed)."""
+        record = records.command_result(command, kid, "rejected", reason, self._clock())
+        await self.store.append_records([record])
+        log.warning("command.rejected", type=command.type, kid=kid, reason=reason)
+
+    def _adopt(self, rows: list[WindowRow]) -> None:
+        for row in rows:
+            self.cache.put(row)
+            self.provisioner.consider(row)
+        self._wake.set()
+
+    # Unlocks.
+
+    async def unlock(
+        self, lock_id: str, *, source: str, code: str | None = None, token: str | None = None
+    ) -> UnlockResult:
+        """Decide and, if granted, open the lock and wait for its confirmation."""
+        coordinator = self.coordinators.get(lock_id)
+        if coordinator is None:
+            return UnknownLock()
+        retry = self.lockouts.retry_after(lock_id, source)
+        if retry is not None:
+            self._count("locked_out")
+            return LockedOut(retry)
+        credential = "code" if token is None else "token"
+        if self.settings.deny_untrusted and not self.clock.trusted():
+            return await self._deny(lock_id, source, credential, Refusal("clock_untrusted", False))
+        decision = self._decide(lock_id, code, token)
+        if isinstance(decision, Refusal):
+            return await self._deny(lock_id, source, credential, decision)
+        return await self._open(coordinator, decision, source)
+
+    def _decide(self, lock_id: str, code: str | None, token: str | None) -> Grant | Refusal:
+        ctx = Context(self.clock.now(), self.settings.grace, self.events.in_flight())
+        if token is not None:
+            return decide_token(
+                token,
+                lock_id,
+                hub_id=self.hub_id,
+                keys=self._command_keys,
+                held_for=self.cache.get,
+                ctx=ctx,
+            )
+        digest = code_hash(self._keys.code_secret, lock_id, code or "")
+        return decide_code(
+            code or "", lock_id, self._keys.code_secret, self.cache.by_code(digest), ctx
+        )
+
+    async def _deny(self, lock_id: str, source: str, credential: str, refusal: Refusal) -> Denied:
+        clock = self._clock()
+        batch = [records.denied(lock_id, source, credential, refusal.reason, clock)]
+        if refusal.counts_as_guess:
+            outcome = await self.lockouts.failure(lock_id, source, clock)
+            batch += outcome.records
+        await self.store.append_records(batch)
+        self._count("denied")
+        log.info("access.denied", lock_id=lock_id, source=source, reason=refusal.reason)
+        return Denied(refusal.reason)
+
+    async def _open(self, coordinator: LockCoordinator, grant: Grant, source: str) -> UnlockResult:
+        pending = self.events.expect(Pending(new_ulid(), coordinator.lock_id, grant, source))
+        try:
+            await coordinator.unlock(pending.request_id)
+        except LockError as exc:
+            self.events.forget(pending)
+            await self.events.unlock_failed(pending, exc)
+            self._count("unavailable")
+            return Unavailable(type(exc).__name__)
+        try:
+            pod_id = await asyncio.wait_for(
+                asyncio.shield(pending.future), self.settings.confirm_timeout
+            )
+        except TimeoutError:
+            # The pending unlock stays registered for a while: a late confirmation still
+            # becomes a PoD for this window.
+            self._count("unconfirmed")
+            return Unavailable("unconfirmed")
+        await self.lockouts.success(coordinator.lock_id, source)
+        self._count("unlocked")
+        return Unlocked(grant.window.window_id, pod_id)
+
+    def _count(self, result: str) -> None:
+        self.attempts[result] = self.attempts.get(result, 0) + 1
+
+    # Deadlines.
+
+    def caught_up(self) -> bool:
+        """True when no deadline has passed unhandled and no reconcile is running."""
+        deadline = self.cache.next_deadline()
+        idle = not self._advancing and not self.provisioner.busy
+        return idle and (deadline is None or deadline > self.clock.now())
+
+    async def run(self) -> None:
+        """Move windows through their states at their deadlines, forever (cancel to stop)."""
+        while True:
+            await self._sleep_until_due()
+            self._advancing = True
+            try:
+                await self._advance()
+            finally:
+                self._advancing = False
+
+    async def _advance(self) -> None:
+        while True:
+            changes = self.cache.due(self.clock.now())
+            if not changes:
+                return
+            clock = self._clock()
+            batch = [records.window_status(c.row, c.status, clock) for c in changes if c.status]
+            try:
+                await self.store.append_records(batch, windows=[c.row for c in changes])
+            except StoreError as exc:
+                log.error("windows.commit_failed", error=str(exc), changes=len(changes))
+                for change in changes:  # keep the old rows and their deadlines; try again
+                    self.cache.put(self.cache.get(change.row.window_id) or change.row)
+                await self._sleep(COMMIT_RETRY_SECONDS)
+                return
+            self._adopt([c.row for c in changes])
+
+    async def _sleep_until_due(self) -> None:
+        self._wake.clear()
+        deadline = self.cache.next_deadline()
+        delay = MAX_IDLE_SLEEP
+        if deadline is not None:
+            delay = min(delay, (deadline - self.clock.now()).total_seconds())
+        if delay <= 0:
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def window_state(self, row: WindowRow) -> str:
+        """The state ``row`` is in now (time moves windows even between deadlines)."""
+        return state_at(row, self.clock.now(), self.settings.grace).value
+
+    async def stop(self) -> None:
+        """Stop background work (provisioning); pending unlocks are abandoned."""
+        await self.provisioner.stop()
+        self.events.abandon()
+
+
+__all__ = [
+    "AccessEngine",
+    "AccessSettings",
+    "Denied",
+    "LockedOut",
+    "Unavailable",
+    "UnknownLock",
+    "UnlockResult",
+    "Unlocked",
+]

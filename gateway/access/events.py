@@ -1,0 +1,233 @@
+"""From the lock's own events to records: proof of delivery, relocks, alerts.
+
+A PoD rests on the lock's confirmation, attributed to the window that authorised it: the
+hub's pending unlock (matched by the request id the lock echoes, or the oldest pending unlock
+of that lock when the lock does not echo one), or the keypad code id of a lock-enforced window.
+An unlock no window explains is recorded as ``unattributed`` and raises an alert. The PoD, its
+outbox entry and the window's use count commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+import structlog
+
+from ..clock import TrustedClock
+from ..locks.driver import BATTERY_LOW_PERCENT, EventKind, LockEvent, Trigger
+from ..store import NewRecord, Store, WindowRow
+from . import records
+from .decide import Grant
+from .provisioning import Provisioner
+from .windows import WindowCache, WindowState, state_at
+
+log = structlog.get_logger(__name__)
+
+# A confirmation later than this after the unlock command no longer counts as that unlock's:
+# it would more likely be someone else opening the door.
+PENDING_TTL_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class Pending:
+    """An unlock the hub asked for and whose confirmation it waits for."""
+
+    request_id: str
+    lock_id: str
+    grant: Grant
+    source: str
+    future: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    expires: float = 0.0
+
+
+class EventRecorder:
+    """Attributes lock events and writes their records."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cache: WindowCache,
+        clock: TrustedClock,
+        provisioner: Provisioner,
+        grace: timedelta,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._clock = clock
+        self._provisioner = provisioner
+        self._grace = grace
+        self._monotonic = monotonic
+        self._pending: dict[str, Pending] = {}
+        self._awaiting_relock: dict[str, str] = {}
+        self._battery_low: set[str] = set()
+
+    # Pending unlocks.
+
+    def expect(self, pending: Pending) -> Pending:
+        """Register an unlock the hub is about to ask for."""
+        self._expire()
+        pending.expires = self._monotonic() + PENDING_TTL_SECONDS
+        self._pending[pending.request_id] = pending
+        return pending
+
+    def forget(self, pending: Pending) -> None:
+        """Drop a pending unlock (the command failed)."""
+        self._pending.pop(pending.request_id, None)
+
+    def in_flight(self) -> dict[str, int]:
+        """Uses already granted but not yet confirmed, by window id."""
+        self._expire()
+        counts: dict[str, int] = {}
+        for pending in self._pending.values():
+            window_id = pending.grant.window.window_id
+            counts[window_id] = counts.get(window_id, 0) + 1
+        return counts
+
+    def abandon(self) -> None:
+        """Cancel every wait for a confirmation (shutdown)."""
+        for pending in self._pending.values():
+            pending.future.cancel()
+        self._pending.clear()
+
+    def _expire(self) -> None:
+        now = self._monotonic()
+        for request_id in [r for r, p in self._pending.items() if p.expires <= now]:
+            self._pending.pop(request_id).future.cancel()
+
+    def _match(self, event: LockEvent) -> Pending | None:
+        self._expire()
+        if event.request_id is not None and event.request_id in self._pending:
+            return self._pending.pop(event.request_id)
+        if event.trigger in (Trigger.REMOTE, Trigger.UNKNOWN):
+            for request_id, pending in self._pending.items():
+                if pending.lock_id == event.lock_id:
+                    return self._pending.pop(request_id)
+        return None
+
+    # Events.
+
+    async def on_event(self, event: LockEvent) -> None:
+        """Record what a lock reported."""
+        if event.kind is EventKind.UNLOCKED:
+            await self._unlocked(event)
+        elif event.kind is EventKind.LOCKED:
+            pod_id = self._awaiting_relock.pop(event.lock_id, None)
+            await self._write(
+                [records.lock_event(event, self._record_clock(), extra={"pod_id": pod_id})]
+            )
+        elif event.kind is EventKind.JAMMED:
+            await self._write_with_alert(event, "lock_jammed", "critical", "the lock is jammed")
+        elif event.kind is EventKind.BATTERY:
+            await self._battery(event)
+        else:
+            await self._write([records.lock_event(event, self._record_clock())])
+
+    def _record_clock(self) -> dict[str, object]:
+        return self._clock.status().as_record()
+
+    async def _write(self, batch: list[NewRecord]) -> None:
+        await self._store.append_records(batch)
+
+    async def _write_with_alert(
+        self,
+        event: LockEvent,
+        kind: str,
+        severity: str,
+        message: str,
+        *,
+        unattributed: bool = False,
+    ) -> None:
+        clock = self._record_clock()
+        details: records.Details = {
+            "lock_id": event.lock_id,
+            "vendor_event_id": event.vendor_event_id,
+        }
+        await self._write(
+            [
+                records.lock_event(event, clock, unattributed=unattributed),
+                records.alert(kind, severity, message, clock, details),
+            ]
+        )
+        log.warning("lock." + kind, lock_id=event.lock_id)
+
+    async def _battery(self, event: LockEvent) -> None:
+        low = event.battery_percent is not None and event.battery_percent < BATTERY_LOW_PERCENT
+        if low and event.lock_id not in self._battery_low:
+            self._battery_low.add(event.lock_id)
+            await self._write_with_alert(event, "battery_low", "warning", "replace the battery")
+            return
+        if not low:
+            self._battery_low.discard(event.lock_id)
+        await self._write([records.lock_event(event, self._record_clock())])
+
+    async def _unlocked(self, event: LockEvent) -> None:
+        pending = self._match(event)
+        if pending is not None:
+            grant = pending.grant
+            pod_id = await self._pod(grant.window, event, grant.method, grant.credential_ref)
+            if not pending.future.done():
+                pending.future.set_result(pod_id)
+            return
+        if event.trigger is Trigger.KEYPAD and event.keypad_code_id is not None:
+            window = self._cache.by_keypad_id(event.lock_id, event.keypad_code_id)
+            if window is not None:
+                ref = f"keypad:{event.keypad_code_id}"
+                await self._pod(window, event, "lock_keypad", ref)
+                return
+        await self._write_with_alert(
+            event,
+            "unattributed_unlock",
+            "warning",
+            "an unlock no window explains",
+            unattributed=True,
+        )
+
+    async def _pod(self, window: WindowRow, event: LockEvent, method: str, ref: str) -> str:
+        now = self._clock.now()
+        current = self._cache.get(window.window_id) or window
+        row = replace(current, uses=current.uses + 1, updated_at=now)
+        row = replace(row, state=state_at(row, now, self._grace))
+        clock = self._record_clock()
+        pod_id, pod = records.pod(row, event, method, ref, clock)
+        batch = [pod]
+        newly_used = row.state == WindowState.USED and current.state != WindowState.USED
+        if newly_used and row.origin != "token":
+            batch.append(records.window_status(row, "used", clock))
+        await self._store.append_records(batch, windows=[row])
+        self._cache.put(row)
+        self._provisioner.consider(row)
+        self._awaiting_relock[event.lock_id] = pod_id
+        log.info("pod.recorded", pod_id=pod_id, window_id=row.window_id, method=method)
+        return pod_id
+
+    async def unlock_failed(self, pending: Pending, error: Exception) -> None:
+        """Record an unlock the hub granted but could not get the lock to perform."""
+        clock = self._record_clock()
+        body_event = LockEvent(
+            lock_id=pending.lock_id,
+            kind=EventKind.UNLOCKED,
+            at=self._clock.now(),
+            vendor="lockhub",
+            vendor_event_id=pending.request_id,
+            trigger=Trigger.REMOTE,
+            request_id=pending.request_id,
+        )
+        record = records.lock_event(
+            body_event,
+            clock,
+            extra={
+                "failed": True,
+                "error": type(error).__name__,
+                "window_id": pending.grant.window.window_id,
+            },
+        )
+        record.body = {**record.body, "event": "unlock_failed"}
+        await self._write([record])

@@ -1,0 +1,196 @@
+"""Lock-side codes for lock-enforced windows: set on the keypad when the window opens, removed
+when it closes, is used up or is revoked; progress reported as ``window.status`` records.
+
+States (``lock_side``): pending -> set_on_lock | failed_on_lock -> removed_from_lock. The
+sealed code is opened only to program the lock and is dropped from the store once the lock
+holds it. Each window has at most one reconcile task at a time; a change while it runs makes it
+run once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
+
+import structlog
+
+from ..clock import TrustedClock
+from ..locks.coordinator import LockCoordinator
+from ..locks.driver import KeypadCode, LockError, LockRefusedError
+from ..store import Store, StoreError, WindowRow
+from . import records
+from .windows import (
+    LOCK_ENFORCED,
+    TERMINAL,
+    WindowCache,
+    WindowState,
+    closes_at,
+    opens_at,
+    state_at,
+)
+
+log = structlog.get_logger(__name__)
+
+# A BLE lock that failed once usually answers on the next try; four tries with doubling waits
+# (1, 2, 4 s) ride out a busy adapter without holding a window's code back for long.
+PROVISION_ATTEMPTS = 4
+PROVISION_BACKOFF_SECONDS = 1.0
+# Keypad code names are short on every lock we know (Nuki: 20 characters).
+KEYPAD_NAME_LENGTH = 20
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Provisioner:
+    """Keeps each lock's keypad in step with the lock-enforced windows of that lock."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        cache: WindowCache,
+        coordinators: Mapping[str, LockCoordinator],
+        open_code: Callable[[WindowRow], str],
+        clock: TrustedClock,
+        grace: timedelta,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._coordinators = coordinators
+        self._open_code = open_code
+        self._clock = clock
+        self._grace = grace
+        self._sleep = sleep
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def consider(self, row: WindowRow) -> None:
+        """Reconcile ``row``'s lock-side state soon (no-op for hub-enforced windows)."""
+        if row.enforcement not in LOCK_ENFORCED and row.keypad_code_id is None:
+            return
+        if row.window_id in self._tasks:
+            self._again.add(row.window_id)
+            return
+        task = asyncio.create_task(self._run(row.window_id), name=f"provision {row.window_id}")
+        self._tasks[row.window_id] = task
+
+    @property
+    def busy(self) -> bool:
+        """True while a reconcile task runs."""
+        return bool(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until no reconcile task is running."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Cancel running reconciles (they resume from the store on the next start)."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _run(self, window_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(window_id)
+                await self._reconcile(window_id)
+                if window_id not in self._again:
+                    return
+        except (StoreError, LockError) as exc:
+            log.error("provision.failed", window_id=window_id, error=str(exc))
+        finally:
+            self._tasks.pop(window_id, None)
+
+    async def _reconcile(self, window_id: str) -> None:
+        row = self._cache.get(window_id)
+        if row is None:
+            return
+        coordinator = self._coordinators.get(row.lock_id)
+        if coordinator is None:
+            return
+        state = state_at(row, self._clock.now(), self._grace)
+        if state in TERMINAL:
+            if row.keypad_code_id is not None:
+                await self._remove(row, coordinator)
+        elif state is WindowState.ACTIVE and row.lock_side == "pending" and row.code_sealed:
+            await self._set(row, coordinator)
+
+    async def _retrying(self, action: Callable[[], Awaitable[int | None]]) -> int | None:
+        delay = PROVISION_BACKOFF_SECONDS
+        for attempt in range(1, PROVISION_ATTEMPTS + 1):
+            try:
+                return await action()
+            except LockRefusedError:
+                raise
+            except LockError:
+                if attempt == PROVISION_ATTEMPTS:
+                    raise
+                await self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _set(self, row: WindowRow, coordinator: LockCoordinator) -> None:
+        if row.keypad_code_id is not None:
+            # A newer version of the window replaces the code the lock holds.
+            await self._remove(row, coordinator)
+            row = self._cache.get(row.window_id) or row
+        code = KeypadCode(
+            code=self._open_code(row),
+            name=f"lh {row.window_id}"[:KEYPAD_NAME_LENGTH],
+            valid_from=opens_at(row, self._grace),
+            valid_until=closes_at(row, self._grace),
+        )
+        try:
+            code_id = await self._retrying(lambda: coordinator.add_keypad_code(code))
+        except LockError as exc:
+            failed = replace(row, lock_side="failed_on_lock", updated_at=self._clock.now())
+            await self._commit(failed, "failed_on_lock", type(exc).__name__)
+            return
+        done = replace(
+            row,
+            keypad_code_id=code_id,
+            lock_side="set_on_lock",
+            code_sealed=None,
+            updated_at=self._clock.now(),
+        )
+        await self._commit(done, "set_on_lock", None)
+
+    async def _remove(self, row: WindowRow, coordinator: LockCoordinator) -> None:
+        code_id = row.keypad_code_id
+        if code_id is None:
+            return
+
+        async def remove() -> None:
+            await coordinator.remove_keypad_code(code_id)
+
+        try:
+            await self._retrying(remove)
+        except LockError as exc:
+            clock = self._clock.status().as_record()
+            await self._store.append_records(
+                [
+                    records.alert(
+                        "keypad_code_not_removed",
+                        "critical",
+                        "a window's code could not be removed from the lock's keypad",
+                        clock,
+                        {"window_id": row.window_id, "lock_id": row.lock_id, "error": str(exc)},
+                    )
+                ]
+            )
+            return
+        removed = replace(
+            row, keypad_code_id=None, lock_side="removed_from_lock", updated_at=self._clock.now()
+        )
+        await self._commit(removed, "removed_from_lock", None)
+
+    async def _commit(self, row: WindowRow, status: str, detail: str | None) -> None:
+        clock = self._clock.status().as_record()
+        record = records.window_status(row, status, clock, detail)
+        await self._store.append_records([record], windows=[row])
+        self._cache.put(row)
+        log.info("provision." + status, window_id=row.window_id, lock_id=row.lock_id)

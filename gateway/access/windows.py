@@ -1,0 +1,242 @@
+"""The window cache: every window in memory, indexed by code and deadline, mirrored in SQLite.
+
+Changes follow DESIGN.md section 3: a change applies only when its ``version`` is higher than
+the one held, so order and duplicates do not matter. A revoke for a window the hub never saw
+leaves a tombstone, so a late upsert or a courier token for that window cannot revive it.
+The cache only computes; callers persist the rows and records it returns in one transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from cloud_sync.protocol.commands import WindowUpsertBody
+
+from ..store import Courier, WindowRow
+
+
+class WindowState(StrEnum):
+    """A window's life: scheduled -> active -> used | expired | revoked."""
+
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    USED = "used"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+TERMINAL = frozenset({WindowState.USED, WindowState.EXPIRED, WindowState.REVOKED})
+LOCK_ENFORCED = frozenset({"lock", "both"})
+HUB_ENFORCED = frozenset({"hub", "both"})
+# Tombstones need values for the NOT NULL columns of a window they never saw.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+K = TypeVar("K", bytes, str)
+
+
+def opens_at(window: WindowRow, grace: timedelta) -> datetime:
+    """When the window starts admitting couriers (``starts_at`` minus grace)."""
+    return window.starts_at - grace
+
+
+def closes_at(window: WindowRow, grace: timedelta) -> datetime:
+    """When the window stops admitting couriers (``ends_at`` plus grace)."""
+    return window.ends_at + grace
+
+
+def used_up(window: WindowRow) -> bool:
+    """True when ``max_uses`` is set and reached."""
+    return window.max_uses is not None and window.uses >= window.max_uses
+
+
+def state_at(window: WindowRow, now: datetime, grace: timedelta) -> WindowState:
+    """The state ``window`` is in at ``now``, terminal states being sticky."""
+    held = WindowState(window.state)
+    if held in TERMINAL:
+        return held
+    if used_up(window):
+        return WindowState.USED
+    if now >= closes_at(window, grace):
+        return WindowState.EXPIRED
+    if now >= opens_at(window, grace):
+        return WindowState.ACTIVE
+    return WindowState.SCHEDULED
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One window's new row and the ``window.status`` it reports (None: nothing to report)."""
+
+    row: WindowRow
+    status: str | None
+    detail: str | None = None
+
+
+def row_from_upsert(
+    body: WindowUpsertBody, code_hash: bytes, held: WindowRow | None, now: datetime
+) -> WindowRow:
+    """The row an accepted ``window.upsert`` produces (uses and lock-side state carry over)."""
+    lock_enforced = body.enforcement in LOCK_ENFORCED
+    courier = Courier(body.courier.id, body.courier.name) if body.courier else None
+    keep = held is not None and held.origin != "tombstone"
+    return WindowRow(
+        window_id=body.window_id,
+        tenant_id=body.tenant_id,
+        task_id=body.task_id,
+        lock_id=body.lock_id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        version=body.version,
+        max_uses=body.max_uses,
+        uses=held.uses if keep and held else 0,
+        enforcement=body.enforcement,
+        state=WindowState.SCHEDULED,
+        code_hash=code_hash,
+        # The sealed code is kept only while the lock's keypad still has to be programmed.
+        code_sealed=body.code_sealed if lock_enforced else None,
+        courier=courier,
+        carrier_job_id=body.carrier_job_id,
+        updated_at=now,
+        keypad_code_id=held.keypad_code_id if keep and held else None,
+        lock_side="pending" if lock_enforced else "none",
+        origin="push",
+    )
+
+
+def tombstone(window_id: str, version: int, now: datetime) -> WindowRow:
+    """A revoked placeholder for a window this hub never received."""
+    return WindowRow(
+        window_id=window_id,
+        tenant_id="",
+        task_id="",
+        lock_id="",
+        starts_at=_EPOCH,
+        ends_at=_EPOCH,
+        version=version,
+        max_uses=None,
+        uses=0,
+        enforcement="hub",
+        state=WindowState.REVOKED,
+        code_hash=b"",
+        code_sealed=None,
+        courier=None,
+        carrier_job_id=None,
+        updated_at=now,
+        origin="tombstone",
+    )
+
+
+def _discard(index: dict[K, set[str]], key: K, window_id: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(window_id)
+        if not ids:
+            del index[key]
+
+
+@dataclass
+class WindowCache:
+    """All windows in memory: by id, by keyed code hash, by task, and a heap of deadlines."""
+
+    grace: timedelta
+    _by_id: dict[str, WindowRow] = field(default_factory=dict)
+    _by_code: dict[bytes, set[str]] = field(default_factory=dict)
+    _by_task: dict[str, set[str]] = field(default_factory=dict)
+    _deadlines: list[tuple[datetime, str, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[WindowRow]:
+        return iter(self._by_id.values())
+
+    def get(self, window_id: str) -> WindowRow | None:
+        """The window with this id, tombstones included."""
+        return self._by_id.get(window_id)
+
+    def by_code(self, code_hash: bytes) -> list[WindowRow]:
+        """Windows whose keyed code hash is ``code_hash`` (the hash already binds the lock)."""
+        return [self._by_id[w] for w in self._by_code.get(code_hash, ())]
+
+    def by_task(self, task_id: str) -> list[WindowRow]:
+        """Every window of a task."""
+        return [self._by_id[w] for w in self._by_task.get(task_id, ())]
+
+    def by_keypad_id(self, lock_id: str, code_id: int) -> WindowRow | None:
+        """The window whose code sits in ``lock_id``'s keypad under ``code_id``."""
+        for window in self._by_id.values():
+            if window.lock_id == lock_id and window.keypad_code_id == code_id:
+                return window
+        return None
+
+    def load(self, rows: Iterable[WindowRow]) -> None:
+        """Fill the cache from the store at start."""
+        for row in rows:
+            self.put(row)
+
+    def put(self, row: WindowRow) -> None:
+        """Insert or replace a window and re-index it."""
+        old = self._by_id.get(row.window_id)
+        if old is not None:
+            self._unindex(old)
+        self._by_id[row.window_id] = row
+        if row.code_hash:
+            self._by_code.setdefault(row.code_hash, set()).add(row.window_id)
+        if row.task_id:
+            self._by_task.setdefault(row.task_id, set()).add(row.window_id)
+        if WindowState(row.state) not in TERMINAL:
+            heapq.heappush(self._deadlines, (self._deadline(row), row.window_id, row.version))
+
+    def _unindex(self, row: WindowRow) -> None:
+        _discard(self._by_code, row.code_hash, row.window_id)
+        _discard(self._by_task, row.task_id, row.window_id)
+
+    def _deadline(self, row: WindowRow) -> datetime:
+        if WindowState(row.state) is WindowState.SCHEDULED:
+            return opens_at(row, self.grace)
+        return closes_at(row, self.grace)
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest moment a window opens or closes, skipping stale heap entries."""
+        while self._deadlines:
+            moment, window_id, version = self._deadlines[0]
+            row = self._by_id.get(window_id)
+            if (
+                row is not None
+                and row.version == version
+                and WindowState(row.state) not in TERMINAL
+                and self._deadline(row) == moment
+            ):
+                return moment
+            heapq.heappop(self._deadlines)
+        return None
+
+    def due(self, now: datetime) -> list[Change]:
+        """Take every window whose deadline passed and return its state at ``now``.
+
+        The cache keeps the old rows: the caller commits the changes, then ``put``s them (or
+        ``put``s the old rows back to retry after a failed commit).
+        """
+        changes: list[Change] = []
+        seen: set[str] = set()
+        while (moment := self.next_deadline()) is not None and moment <= now:
+            _, window_id, _ = heapq.heappop(self._deadlines)
+            if window_id in seen:  # a window re-put (a use) leaves duplicate heap entries
+                continue
+            seen.add(window_id)
+            row = self._by_id[window_id]
+            new_state = state_at(row, now, self.grace)
+            status = "expired" if new_state is WindowState.EXPIRED else None
+            changes.append(Change(replace(row, state=new_state, updated_at=now), status))
+        return changes
+
+    def counts(self) -> dict[str, int]:
+        """How many windows are in each state (tombstones count as revoked)."""
+        counts = dict.fromkeys(WindowState, 0)
+        for row in self._by_id.values():
+            counts[WindowState(row.state)] += 1
+        return {state.value: n for state, n in counts.items()}

@@ -1,0 +1,201 @@
+"""The hub's local HTTP API (DESIGN.md section 8): unlock, health, readiness, metrics, admin.
+
+Couriers' devices (a keypad box, an app on the site network, a QR reader) call
+``POST /v1/locks/{lock_id}/unlock``. Every kind of wrong gets the same 403; a lockout gets 423
+with ``Retry-After``; an unreachable lock 503 (the attempt is still recorded). Admin endpoints
+need ``Authorization: Bearer <token>`` (the token file named in ``[api] admin_token_file``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from . import __version__
+from .access.engine import (
+    AccessEngine,
+    Denied,
+    LockedOut,
+    Unavailable,
+    UnknownLock,
+    Unlocked,
+    UnlockResult,
+)
+from .access.intake import CommandIntake
+from .metrics import Registry
+
+log = structlog.get_logger(__name__)
+
+# An unlock body holds one code (<= 10 digits) or one token (<= 2 KiB): 4 KiB is plenty and
+# keeps a flood of large bodies cheap to refuse.
+MAX_UNLOCK_BODY = 4 * 1024
+# Admin bodies carry signed command batches (the protocol caps a batch at 256 KiB).
+MAX_ADMIN_BODY = 256 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ApiParts:
+    """What the API serves from."""
+
+    engine: AccessEngine
+    intake: CommandIntake
+    metrics: Registry
+    admin_token: str | None
+    ready: Callable[[], dict[str, bool]]
+
+
+def problem(status: int, error: str, **extra: Any) -> web.Response:
+    """A JSON error response."""
+    return web.json_response({"error": error, **extra}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every HTTP error as JSON; never leak a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json":
+            raise
+        return problem(exc.status, exc.reason.lower().replace(" ", "_"))
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object, or an HTTPException for the client."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "bad_request", "detail": "body is not JSON"}),
+            content_type="application/json",
+        ) from exc
+    if not isinstance(value, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "bad_request", "detail": "body must be a JSON object"}),
+            content_type="application/json",
+        )
+    return value
+
+
+def _credential(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    code, token = body.get("code"), body.get("token")
+    valid = (isinstance(code, str)) != (isinstance(token, str)) and set(body) <= {"code", "token"}
+    if not valid or (code is not None and token is not None):
+        raise web.HTTPBadRequest(
+            text=json.dumps(
+                {"error": "bad_request", "detail": 'send exactly one of "code" or "token"'}
+            ),
+            content_type="application/json",
+        )
+    return code, token
+
+
+def unlock_response(result: UnlockResult) -> web.Response:
+    """Map an engine decision onto the HTTP answer of DESIGN.md section 8."""
+    if isinstance(result, Unlocked):
+        body = {"result": "unlocked", "window_id": result.window_id, "pod_id": result.pod_id}
+        return web.json_response(body)
+    if isinstance(result, Denied):
+        return problem(403, "denied")
+    if isinstance(result, LockedOut):
+        response = problem(423, "locked_out")
+        response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
+        return response
+    if isinstance(result, Unavailable):
+        return problem(503, "lock_unavailable")
+    assert isinstance(result, UnknownLock)  # noqa: S101 - the union is exhausted
+    return problem(404, "unknown_lock")
+
+
+def source_of(request: web.Request) -> str:
+    """Who is asking, for per-source lockouts: the peer address."""
+    return request.remote or "unknown"
+
+
+class LocalApi:
+    """Request handlers over the hub's parts."""
+
+    def __init__(self, parts: ApiParts) -> None:
+        self.parts = parts
+
+    async def unlock(self, request: web.Request) -> web.Response:
+        """POST /v1/locks/{lock_id}/unlock."""
+        code, token = _credential(await read_json(request, MAX_UNLOCK_BODY))
+        lock_id = request.match_info["lock_id"]
+        result = await self.parts.engine.unlock(
+            lock_id, source=source_of(request), code=code, token=token
+        )
+        return unlock_response(result)
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        """GET /healthz: the process serves requests."""
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        """GET /readyz: every part is up (store open, engine started, locks attached)."""
+        checks = self.parts.ready()
+        status = 200 if all(checks.values()) else 503
+        return web.json_response({"ready": status == 200, "checks": checks}, status=status)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        """GET /metrics: Prometheus text format."""
+        await refresh_outbox_depth(self.parts)
+        return web.Response(
+            text=self.parts.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
+
+
+async def refresh_outbox_depth(parts: ApiParts) -> None:
+    """Read the outbox depth for the next metrics render (gauges are synchronous)."""
+    parts.engine.outbox_depth = await parts.engine.store.outbox_depth()
+
+
+def require_admin(parts: ApiParts) -> Callable[[Handler], Handler]:
+    """Wrap a handler so that it needs the admin bearer token."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            expected = parts.admin_token
+            given = request.headers.get("Authorization", "")
+            if expected is None:
+                return problem(404, "not_found")
+            if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+                response = problem(401, "unauthorized")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="lockhub"'
+                return response
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
+def build_app(parts: ApiParts) -> web.Application:
+    """The aiohttp application of the local API."""
+    from .admin import AdminApi  # noqa: PLC0415 - keeps the courier path's imports small
+
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_ADMIN_BODY)
+    api, admin, guard = LocalApi(parts), AdminApi(parts), require_admin(parts)
+    app.router.add_post("/v1/locks/{lock_id}/unlock", api.unlock)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/v1/admin/windows", guard(admin.windows))
+    app.router.add_get("/v1/admin/locks", guard(admin.locks))
+    app.router.add_get("/v1/admin/outbox", guard(admin.outbox))
+    app.router.add_get("/v1/admin/lockouts", guard(admin.lockouts))
+    app.router.add_post("/v1/admin/commands", guard(admin.commands))
+    return app

@@ -1,0 +1,231 @@
+"""The composition root: builds the hub's parts from its config and runs them until stopped.
+
+``lockhub gateway run`` runs this in the foreground (systemd ``Type=notify`` comes with the
+operations work). Parts that later issues add (the MQTT link, real lock drivers) plug in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from cloud_sync.protocol.envelope import Signer
+from cloud_sync.protocol.keys import load_command_keys
+
+from .access.engine import AccessEngine, AccessSettings
+from .access.intake import CommandIntake
+from .access.lockout import LockoutPolicy, Lockouts
+from .access.records import alert
+from .api import ApiParts, build_app
+from .clock import FLOOR_KV_KEY, TrustedClock, format_floor, keep_floor, parse_floor
+from .clock import sync_flag_check as default_sync_check
+from .config import GatewayConfig
+from .errors import GatewayError
+from .hubmetrics import hub_metrics
+from .identity import load_identity
+from .locks.coordinator import LockCoordinator
+from .locks.driver import LockDriver
+from .locks.registry import build_driver
+from .store import NewRecord, Store
+
+log = structlog.get_logger(__name__)
+
+STORE_FILE = "hub.db"
+# The clock floor is saved this often: after a power cut the hub's time can fall back at
+# most this far behind what it had already seen.
+FLOOR_SAVE_SECONDS = 60.0
+# Trust in the clock is re-evaluated this often to report changes as clock.status records.
+CLOCK_WATCH_SECONDS = 5.0
+# Group or other permission bits on the admin token file expose it.
+EXPOSING_BITS = 0o077
+
+
+@dataclass
+class Hub:
+    """The running hub's parts."""
+
+    config: GatewayConfig
+    store: Store
+    clock: TrustedClock
+    engine: AccessEngine
+    intake: CommandIntake
+    coordinators: dict[str, LockCoordinator] = field(default_factory=dict)
+    drivers: dict[str, LockDriver] = field(default_factory=dict)
+    started: bool = False
+
+    def ready(self) -> dict[str, bool]:
+        """Readiness checks for /readyz."""
+        return {
+            "store": True,
+            "engine": self.started,
+            "locks": bool(self.coordinators) or not self.config.locks,
+        }
+
+
+def read_admin_token(path: Path | None) -> str | None:
+    """The admin bearer token from its file (mode 0600), or None when no file is set."""
+    if path is None:
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise GatewayError(f"cannot read admin_token_file {path}: {exc.strerror}") from exc
+    if mode & EXPOSING_BITS:
+        raise GatewayError(f"admin_token_file {path} is readable by others; run `chmod 600 {path}`")
+    if len(token) < 16:
+        raise GatewayError(f"admin_token_file {path} holds a token shorter than 16 characters")
+    return token
+
+
+async def build_hub(
+    config: GatewayConfig,
+    *,
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
+    sync_check: Callable[[], bool] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Hub:
+    """Open the store and build every part (nothing runs yet)."""
+    keys = load_identity(config.hub.state_dir)
+    clock = TrustedClock(
+        wall=wall, monotonic=monotonic, sync_check=sync_check or default_sync_check()
+    )
+    store = await Store.open(
+        config.hub.state_dir / STORE_FILE,
+        signer=Signer(config.hub.id, keys.signing),
+        hub_id=config.hub.id,
+        now=clock.now,
+    )
+    floor = parse_floor(await store.kv_get(FLOOR_KV_KEY))
+    if floor is not None:
+        clock.restore_floor(floor)
+    command_keys = load_command_keys(config.cloud.command_keys)
+    settings = AccessSettings(
+        grace=timedelta(seconds=config.access.grace_seconds),
+        deny_untrusted=config.access.untrusted_clock_policy == "deny",
+    )
+    engine = AccessEngine(
+        hub_id=config.hub.id,
+        store=store,
+        clock=clock,
+        keys=keys,
+        command_keys=command_keys,
+        lockouts=Lockouts(store, LockoutPolicy(), clock.now),
+        settings=settings,
+        sleep=sleep,
+    )
+    intake = CommandIntake(engine=engine, store=store, hub_id=config.hub.id, keys=command_keys)
+    hub = Hub(config, store, clock, engine, intake)
+    for section in config.locks:
+        driver = build_driver(section, now=clock.now, sleep=sleep)
+        hub.drivers[section.id] = driver
+        hub.coordinators[section.id] = LockCoordinator(
+            driver, on_event=engine.events.on_event, sleep=sleep, monotonic=monotonic
+        )
+    engine.attach(hub.coordinators)
+    return hub
+
+
+async def start_hub(hub: Hub) -> None:
+    """Load state and start the lock coordinators."""
+    await hub.engine.start()
+    await hub.intake.start()
+    for coordinator in hub.coordinators.values():
+        await coordinator.start()
+    hub.started = True
+
+
+async def stop_hub(hub: Hub) -> None:
+    """Stop everything in reverse order and close the store cleanly."""
+    await hub.engine.stop()
+    for coordinator in hub.coordinators.values():
+        await coordinator.stop()
+    with contextlib.suppress(GatewayError):
+        await hub.store.kv_set(FLOOR_KV_KEY, format_floor(hub.clock.floor()))
+    await hub.store.close()
+
+
+async def watch_clock(hub: Hub) -> None:
+    """Write a clock.status record whenever trust in the clock changes."""
+    while True:
+        status = hub.clock.poll_change()
+        if status is not None:
+            record = NewRecord("clock.status", {"clock": status.as_record()})
+            await hub.store.append_records([record])
+            log.info("clock.status", synced=status.synced, source=status.source)
+            if status.source == "behind_floor":
+                await hub.store.append_records(
+                    [
+                        alert(
+                            "clock_behind_floor",
+                            "warning",
+                            "the wall clock went backwards",
+                            status.as_record(),
+                            {},
+                        )
+                    ]
+                )
+        await asyncio.sleep(CLOCK_WATCH_SECONDS)
+
+
+async def serve(hub: Hub, stop: asyncio.Event) -> None:
+    """Run the hub's background work and its local API until ``stop`` is set."""
+    host, port = hub.config.api.host, hub.config.api.port
+    parts = ApiParts(
+        engine=hub.engine,
+        intake=hub.intake,
+        metrics=hub_metrics(hub.engine),
+        admin_token=read_admin_token(hub.config.api.admin_token_file),
+        ready=hub.ready,
+    )
+    runner = web.AppRunner(build_app(parts), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        log.info("api.listening", host=host, port=port)
+
+        async def save_floor(moment: datetime) -> None:
+            await hub.store.kv_set(FLOOR_KV_KEY, format_floor(moment))
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(hub.engine.run()),
+                group.create_task(keep_floor(hub.clock, save_floor, interval=FLOOR_SAVE_SECONDS)),
+                group.create_task(watch_clock(hub)),
+            ]
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+    finally:
+        await runner.cleanup()
+
+
+async def run_gateway(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the hub until SIGTERM/SIGINT (or ``stop``)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    hub = await build_hub(config)
+    try:
+        await start_hub(hub)
+        log.info(
+            "gateway.started", hub_id=config.hub.id, locks=len(hub.coordinators), pid=os.getpid()
+        )
+        await serve(hub, stop)
+    finally:
+        await stop_hub(hub)
+        log.info("gateway.stopped", hub_id=config.hub.id)

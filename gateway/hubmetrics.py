@@ -1,0 +1,57 @@
+"""The hub's Prometheus metrics: unlock attempts, windows, outbox, locks, lockouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .access.engine import AccessEngine
+from .locks.driver import LockState
+from .metrics import Registry
+
+Samples = Iterable[tuple[dict[str, str], float]]
+
+
+def hub_metrics(engine: AccessEngine) -> Registry:
+    """A registry reading the engine's state at every scrape."""
+    registry = Registry()
+
+    def attempts() -> Samples:
+        return [({"result": r}, float(n)) for r, n in sorted(engine.attempts.items())]
+
+    def windows() -> Samples:
+        return [({"state": s}, float(n)) for s, n in sorted(engine.cache.counts().items())]
+
+    def lock_states() -> Samples:
+        for lock_id, coordinator in sorted(engine.coordinators.items()):
+            current = coordinator.state.state
+            for state in LockState:
+                yield {"lock_id": lock_id, "state": state.value}, float(state is current)
+
+    def batteries() -> Samples:
+        for lock_id, coordinator in sorted(engine.coordinators.items()):
+            percent = coordinator.state.battery_percent
+            if percent is not None:
+                yield {"lock_id": lock_id}, float(percent)
+
+    def lockouts() -> Samples:
+        active = [lo for lo in engine.lockouts.snapshot() if lo.locked_until is not None]
+        return [({}, float(len(active)))]
+
+    registry.gauge(
+        "lockhub_unlock_attempts_total", "Unlock attempts by result.", attempts, "counter"
+    )
+    registry.gauge("lockhub_windows", "Windows by state.", windows)
+    registry.gauge(
+        "lockhub_outbox_depth",
+        "Records waiting for the cloud's ack.",
+        lambda: [({}, float(engine.outbox_depth))],
+    )
+    registry.gauge("lockhub_lock_state", "1 for each lock's current state.", lock_states)
+    registry.gauge("lockhub_lock_battery_percent", "Battery charge by lock.", batteries)
+    registry.gauge("lockhub_lockouts", "Lockout entries with an end time set.", lockouts)
+    registry.gauge(
+        "lockhub_clock_synced",
+        "1 while the hub trusts its clock.",
+        lambda: [({}, float(engine.clock.trusted()))],
+    )
+    return registry
