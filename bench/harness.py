@@ -16,6 +16,8 @@ class Row:
     figure: float
     baseline: float
     unit: str
+    # Decimals shown: rates need none, millisecond latencies and MiB need some.
+    digits: int = 0
 
     @property
     def ratio(self) -> float:
@@ -58,7 +60,5 @@ HEADER = "| scenario | figure | baseline | ratio |\n|---|---:|---:|---:|"
 
 def format_row(row: Row) -> str:
     """Render a Row as a markdown table line with its unit."""
-    return (
-        f"| {row.scenario} | {row.figure:,.0f} {row.unit} | {row.baseline:,.0f} {row.unit} "
-        f"| {row.ratio:.2f} |"
-    )
+    figure, baseline = f"{row.figure:,.{row.digits}f}", f"{row.baseline:,.{row.digits}f}"
+    return f"| {row.scenario} | {figure} {row.unit} | {baseline} {row.unit} | {row.ratio:.2f} |"
