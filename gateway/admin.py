@@ -119,11 +119,9 @@ class AdminApi:
 
     async def commands(self, request: web.Request) -> web.Response:
         """POST /v1/admin/commands: a signed command batch, verified like one from MQTT."""
-        from .api import MAX_ADMIN_BODY  # noqa: PLC0415 - avoids an import cycle
+        from .api import MAX_ADMIN_BODY, read_body  # noqa: PLC0415 - avoids an import cycle
 
-        data = await request.content.read(MAX_ADMIN_BODY + 1)
-        if len(data) > MAX_ADMIN_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_ADMIN_BODY, actual_size=len(data))
+        data = await read_body(request, MAX_ADMIN_BODY)
         results = await self.parts.intake.handle(data)
         body = [
             {"result": r.result, "reason": r.reason, "command_id": r.command_id} for r in results

@@ -18,6 +18,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from cloud_sync.protocol import jsoncodec
+from cloud_sync.protocol.errors import MalformedError
+
 from . import __version__
 from .access.engine import (
     AccessEngine,
@@ -65,19 +68,39 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.content_type == "application/json":
             raise
-        return problem(exc.status, exc.reason.lower().replace(" ", "_"))
+        response = problem(exc.status, exc.reason.lower().replace(" ", "_"))
+        if "Allow" in exc.headers:  # a 405 must say which methods the resource takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:  # the last resort: a JSON 500, the details in the log
+        log.exception("api.failed", path=request.path)
+        return problem(500, "internal_error")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, or 413 once it passes ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    raw = bytearray()
+    # read(n) returns what has arrived so far, up to n bytes: a body split over several TCP
+    # segments needs several reads.
+    while len(raw) <= limit:
+        chunk = await request.content.read(limit + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    return bytes(raw)
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     """The request body as a JSON object, or an HTTPException for the client."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+    raw = await read_body(request, limit)
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # The wire's strict parser: bounded depth, no duplicate keys, no lone surrogates.
+        value = jsoncodec.loads(raw)
+    except MalformedError as exc:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "bad_request", "detail": "body is not JSON"}),
             content_type="application/json",
@@ -172,7 +195,9 @@ def require_admin(parts: ApiParts) -> Callable[[Handler], Handler]:
             given = request.headers.get("Authorization", "")
             if expected is None:
                 return problem(404, "not_found")
-            if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            # Header bytes that are not UTF-8 arrive as surrogate escapes: encode them back.
+            presented = given.encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(presented, f"Bearer {expected}".encode()):
                 response = problem(401, "unauthorized")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="lockhub"'
                 return response

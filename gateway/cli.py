@@ -99,9 +99,12 @@ def _add_command(
     command.set_defaults(handler=handler)
 
 
+def _config_path(namespace: argparse.Namespace) -> Path:
+    return Path(namespace.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
 def _load(namespace: argparse.Namespace) -> GatewayConfig:
-    path = namespace.config or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
-    return load_gateway_config(path)
+    return load_gateway_config(_config_path(namespace))
 
 
 def _init(namespace: argparse.Namespace) -> int:
@@ -129,14 +132,15 @@ def _identity(namespace: argparse.Namespace) -> int:
 
 
 def _run(namespace: argparse.Namespace) -> int:
-    config = _load(namespace)
+    path = _config_path(namespace)
+    config = load_gateway_config(path)
     configure_logging(config.log.level, config.log.format)
     # Imported here: `init` and `identity` stay fast and need none of the daemon's parts.
     from .daemon import run_gateway  # noqa: PLC0415
     from .store import StoreError  # noqa: PLC0415
 
     try:
-        asyncio.run(run_gateway(config))
+        asyncio.run(run_gateway(config, source=str(path)))
     except StoreError as exc:
         _report([f"the hub's store failed: {exc}"])
         return EXIT_FAILURE

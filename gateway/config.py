@@ -90,6 +90,18 @@ class AccessSection(Section):
 
     grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=MAX_GRACE_SECONDS)
     untrusted_clock_policy: Literal["deny", "allow"] = "deny"
+    # Brute-force lockouts (docs/access.md): wrong answers before a lockout, per source and
+    # per lock, and how long lockouts last (doubling per level up to the cap).
+    lockout_threshold: int = Field(default=5, ge=1, le=100)
+    lockout_lock_threshold: int = Field(default=20, ge=1, le=10_000)
+    lockout_base_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    lockout_cap_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+
+    @model_validator(mode="after")
+    def _check_lockout(self) -> AccessSection:
+        if self.lockout_base_seconds > self.lockout_cap_seconds:
+            raise ValueError("lockout_base_seconds must not exceed lockout_cap_seconds")
+        return self
 
 
 class LogSection(Section):

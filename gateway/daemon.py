@@ -35,9 +35,9 @@ from .errors import GatewayError
 from .hubmetrics import hub_metrics
 from .identity import load_identity
 from .locks.coordinator import LockCoordinator
-from .locks.driver import LockDriver
+from .locks.driver import LockDriver, LockError
 from .locks.registry import build_driver
-from .store import NewRecord, Store
+from .store import NewRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +89,17 @@ def read_admin_token(path: Path | None) -> str | None:
     return token
 
 
+def lockout_policy(config: GatewayConfig) -> LockoutPolicy:
+    """The lockout policy of ``[access]``."""
+    access = config.access
+    return LockoutPolicy(
+        threshold=access.lockout_threshold,
+        lock_threshold=access.lockout_lock_threshold,
+        base_seconds=access.lockout_base_seconds,
+        cap_seconds=access.lockout_cap_seconds,
+    )
+
+
 async def build_hub(
     config: GatewayConfig,
     *,
@@ -96,12 +107,18 @@ async def build_hub(
     monotonic: Callable[[], float] = time.monotonic,
     sync_check: Callable[[], bool] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    source: str = "config",
 ) -> Hub:
-    """Open the store and build every part (nothing runs yet)."""
+    """Open the store and build every part (nothing runs yet); ``source`` names the config."""
     keys = load_identity(config.hub.state_dir)
     clock = TrustedClock(
         wall=wall, monotonic=monotonic, sync_check=sync_check or default_sync_check()
     )
+    # Drivers first: a config naming a driver this version lacks must fail before the store
+    # opens (an open store's worker thread would keep the failed process alive).
+    drivers = {
+        s.id: build_driver(s, now=clock.now, sleep=sleep, source=source) for s in config.locks
+    }
     store = await Store.open(
         config.hub.state_dir / STORE_FILE,
         signer=Signer(config.hub.id, keys.signing),
@@ -122,16 +139,21 @@ async def build_hub(
         clock=clock,
         keys=keys,
         command_keys=command_keys,
-        lockouts=Lockouts(store, LockoutPolicy(), clock.now),
+        lockouts=Lockouts(store, lockout_policy(config), clock.now),
         settings=settings,
         sleep=sleep,
+        monotonic=monotonic,
     )
-    intake = CommandIntake(engine=engine, store=store, hub_id=config.hub.id, keys=command_keys)
-    hub = Hub(config, store, clock, engine, intake)
-    for section in config.locks:
-        driver = build_driver(section, now=clock.now, sleep=sleep)
-        hub.drivers[section.id] = driver
-        hub.coordinators[section.id] = LockCoordinator(
+    intake = CommandIntake(
+        engine=engine,
+        store=store,
+        hub_id=config.hub.id,
+        keys=command_keys,
+        monotonic=monotonic,
+    )
+    hub = Hub(config, store, clock, engine, intake, drivers=drivers)
+    for lock_id, driver in drivers.items():
+        hub.coordinators[lock_id] = LockCoordinator(
             driver, on_event=engine.events.on_event, sleep=sleep, monotonic=monotonic
         )
     engine.attach(hub.coordinators)
@@ -144,6 +166,9 @@ async def start_hub(hub: Hub) -> None:
     await hub.intake.start()
     for coordinator in hub.coordinators.values():
         await coordinator.start()
+        # Know each lock's state from the start; a lock out of reach now is not fatal.
+        with contextlib.suppress(LockError):
+            await coordinator.status()
     hub.started = True
 
 
@@ -152,7 +177,7 @@ async def stop_hub(hub: Hub) -> None:
     await hub.engine.stop()
     for coordinator in hub.coordinators.values():
         await coordinator.stop()
-    with contextlib.suppress(GatewayError):
+    with contextlib.suppress(StoreError):
         await hub.store.kv_set(FLOOR_KV_KEY, format_floor(hub.clock.floor()))
     await hub.store.close()
 
@@ -193,7 +218,10 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
     runner = web.AppRunner(build_app(parts), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise GatewayError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         log.info("api.listening", host=host, port=port)
 
         async def save_floor(moment: datetime) -> None:
@@ -212,14 +240,16 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
-async def run_gateway(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the hub until SIGTERM/SIGINT (or ``stop``)."""
+async def run_gateway(
+    config: GatewayConfig, stop: asyncio.Event | None = None, *, source: str = "config"
+) -> None:
+    """Run the hub until SIGTERM/SIGINT (or ``stop``); ``source`` names the config file."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    hub = await build_hub(config)
+    hub = await build_hub(config, source=source)
     try:
         await start_hub(hub)
         log.info(

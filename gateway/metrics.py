@@ -5,6 +5,7 @@ Small on purpose: the hub exports a few dozen series, so a dependency buys nothi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -15,11 +16,26 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+# Floats hold every integer exactly up to 2**53; counts print as integers up to there.
+_EXACT_INTEGERS = 2.0**53
+
+
+def _number(value: float) -> str:
+    """A sample value without losing precision (``%g`` keeps only 6 digits)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < _EXACT_INTEGERS:
+        return str(int(value))
+    return repr(value)
+
+
 def _series(name: str, labels: Labels, value: float) -> str:
     if labels:
         inner = ",".join(f'{key}="{_escape(val)}"' for key, val in labels)
-        return f"{name}{{{inner}}} {value:g}"
-    return f"{name} {value:g}"
+        return f"{name}{{{inner}}} {_number(value)}"
+    return f"{name} {_number(value)}"
 
 
 @dataclass

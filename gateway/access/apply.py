@@ -45,6 +45,8 @@ class Outcome:
     result: str
     reason: str | None = None
     changes: list[Change] = field(default_factory=list)
+    # A task.complete to remember, so that a late upsert of its windows cannot revive them.
+    completed_task: str | None = None
 
 
 def rejected(reason: str) -> Outcome:
@@ -59,6 +61,14 @@ def _upsert(
     if held is not None and held.version >= body.version:
         # Already at this version or newer: applying again changes nothing (idempotent).
         return Outcome("applied", "not_newer")
+    if cache.task_completed(body.task_id):
+        # Overtaken by task.complete: the window is stored revoked, as it would be had the
+        # upsert arrived first, and its code is never opened.
+        row = replace(row_from_upsert(body, b"", held, now), code_sealed=None, lock_side="none")
+        dead = replace(row, state=WindowState.REVOKED)
+        return Outcome(
+            "applied", "task_complete", changes=[Change(dead, "revoked", "task_complete")]
+        )
     try:
         code_hash = opener(body.code_sealed, body.window_id, body.lock_id)
     except ProtocolError:
@@ -83,16 +93,22 @@ def _revoke(
     # bump the version to revoke) and loses to a newer one already held.
     if held.version > version or (held.version == version and held.state == WindowState.REVOKED):
         return Outcome("applied", "not_newer")
+    # A used or expired window is revoked too: the end state must not depend on whether the
+    # revoke or the upsert arrived first (a PoD already written stands either way).
     return Outcome("applied", changes=[_revoke_row(held, version, now, reason)])
+
+
+def _live(row: WindowRow, cache: WindowCache, now: datetime) -> bool:
+    return row.origin != "tombstone" and state_at(row, now, cache.grace) not in TERMINAL
 
 
 def _complete_task(cache: WindowCache, task_id: str, now: datetime) -> Outcome:
     changes = [
         _revoke_row(row, row.version, now, "task_complete")
         for row in cache.by_task(task_id)
-        if WindowState(row.state) not in TERMINAL
+        if _live(row, cache, now)
     ]
-    return Outcome("applied", changes=changes)
+    return Outcome("applied", changes=changes, completed_task=task_id)
 
 
 @dataclass
@@ -102,33 +118,53 @@ class SyncPages:
     set_version: int = 0
     pages: int = 0
     bodies: dict[int, list[WindowUpsertBody]] = field(default_factory=dict)
+    # Set once ``set_version`` was reconciled: a late or repeated page of it must not
+    # reconcile it again, which would revoke windows pushed since.
+    done: bool = False
+
+    def stale(self, set_version: int) -> bool:
+        """True for a page of an older set, or of the set already reconciled."""
+        return set_version < self.set_version or (set_version == self.set_version and self.done)
 
     def add(self, sync: WindowsSync) -> list[WindowUpsertBody] | None:
         """Keep a page; return the whole set once every page of it has arrived."""
         body = sync.body
-        if body.set_version < self.set_version:
+        if self.stale(body.set_version):
             return None
         if body.set_version > self.set_version:
             self.set_version, self.pages, self.bodies = body.set_version, body.pages, {}
+            self.done = False
         self.bodies[body.page] = list(body.windows)
         if len(self.bodies) < self.pages:
             return None
         whole = [window for page in sorted(self.bodies) for window in self.bodies[page]]
-        self.bodies = {}
+        self.bodies, self.done = {}, True
         return whole
+
+
+def _newest(bodies: list[WindowUpsertBody]) -> list[WindowUpsertBody]:
+    """One body per window, the highest version (the first of equals), in first-seen order."""
+    newest: dict[str, WindowUpsertBody] = {}
+    for body in bodies:
+        kept = newest.get(body.window_id)
+        if kept is None or body.version > kept.version:
+            newest[body.window_id] = body
+    return list(newest.values())
 
 
 def _sync(
     cache: WindowCache, pages: SyncPages, sync: WindowsSync, opener: CodeOpener, now: datetime
 ) -> Outcome:
-    if sync.body.set_version < pages.set_version:
+    if pages.stale(sync.body.set_version):
         return Outcome("applied", "not_newer")
     whole = pages.add(sync)
     if whole is None:
         return Outcome("applied", "page_held")
     outcome = Outcome("applied")
     failed = []
-    for body in whole:
+    # Each body is checked against the rows held before the set, so a window listed twice
+    # would yield two changes, the last put winning even if older: keep the newest only.
+    for body in _newest(whole):
         one = _upsert(cache, body, opener, now)
         outcome.changes.extend(one.changes)
         if one.result == "rejected":
@@ -137,9 +173,7 @@ def _sync(
     outcome.changes.extend(
         _revoke_row(row, row.version, now, "not_in_sync_set")
         for row in cache
-        if row.window_id not in wanted
-        and row.origin != "tombstone"
-        and WindowState(row.state) not in TERMINAL
+        if row.window_id not in wanted and _live(row, cache, now)
     )
     if failed:
         outcome.reason = "some_codes_unreadable"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_sync.protocol.errors import PolicyError, ProtocolError
+from cloud_sync.protocol.errors import ExpiredError, NotYetValidError, ProtocolError
 from cloud_sync.protocol.tokens import CourierTokenClaims, check_token_time, verify_courier_token
 
 from ..store import WindowRow
@@ -122,8 +122,9 @@ def decide_token(
     try:
         verified = verify_courier_token(token, keys, hub_id=hub_id)
         check_token_time(verified.claims, ctx.now, TOKEN_LEEWAY_SECONDS)
-    except PolicyError as exc:
-        return Refusal(exc.reason if exc.reason != "rejected" else "bad_token")
+    except (ExpiredError, NotYetValidError):
+        # access.denied reasons are a closed set: outside its validity, a token is not active.
+        return Refusal("not_active")
     except ProtocolError:
         return Refusal("bad_token")
     claims = verified.claims
@@ -134,6 +135,9 @@ def decide_token(
         window = held or implied_window(claims, ctx.now)
         # The token's own signed validity is the window; the hub's grace does not extend it.
         refusal = _usable(window, Context(ctx.now, timedelta(0), ctx.in_flight))
+    elif held.origin != "tombstone" and held.lock_id != lock_id:
+        # The window was moved to another lock since the token was issued.
+        return Refusal("bad_token")
     else:
         window = held
         refusal = _usable(window, ctx)

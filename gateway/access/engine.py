@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import structlog
@@ -29,7 +30,7 @@ from ..locks.driver import LockError
 from ..store import Store, StoreError, WindowRow
 from . import records
 from .apply import Outcome, SyncPages, apply_command
-from .codes import code_hash
+from .codes import code_hash, well_formed
 from .decide import Context, Grant, Refusal, decide_code, decide_token
 from .events import EventRecorder, Pending
 from .lockout import Lockouts
@@ -42,6 +43,9 @@ log = structlog.get_logger(__name__)
 UNLOCK_CONFIRM_TIMEOUT = 15.0
 # Wake at least this often even with no deadline near, so a wall-clock step is noticed.
 MAX_IDLE_SLEEP = 60.0
+# Commands live at most 31 days (protocol); a completed task is remembered a day longer, so
+# that no upsert overtaken by its task.complete can still arrive and revive a window.
+COMPLETED_TASK_MEMORY = timedelta(days=32)
 # After a failed commit of deadline changes (disk full), wait this long before trying again.
 COMMIT_RETRY_SECONDS = 5.0
 
@@ -108,6 +112,7 @@ class AccessEngine:
         lockouts: Lockouts,
         settings: AccessSettings,
         sleep: Sleep = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hub_id = hub_id
         self.store = store
@@ -136,6 +141,7 @@ class AccessEngine:
             clock=clock,
             provisioner=self.provisioner,
             grace=settings.grace,
+            monotonic=monotonic,
         )
         self.attempts: dict[str, int] = {}
         # Refreshed by the metrics endpoint before each scrape.
@@ -147,8 +153,11 @@ class AccessEngine:
         self.coordinators.update(coordinators)
 
     async def start(self) -> None:
-        """Load windows and lockouts from the store; resume lock-side provisioning."""
+        """Load windows, completed tasks and lockouts; resume lock-side provisioning."""
         self.cache.load(await self.store.list_windows())
+        await self.store.prune_completed_tasks(self.clock.now() - COMPLETED_TASK_MEMORY)
+        for task_id, at in (await self.store.completed_tasks()).items():
+            self.cache.complete_task(task_id, at)
         await self.lockouts.load()
         for row in self.cache:
             self.provisioner.consider(row)
@@ -170,17 +179,27 @@ class AccessEngine:
 
     async def apply(self, command: Command, kid: str, replay: ReplayState) -> Outcome:
         """Apply a verified, accepted command; commit its effects, result and replay slot."""
-        outcome = apply_command(command, self.cache, self._pages, self._open_hash, self.clock.now())
-        clock = self._clock()
-        batch = [records.command_result(command, kid, outcome.result, outcome.reason, clock)]
-        batch += [
-            records.window_status(c.row, c.status, clock, c.detail)
-            for c in outcome.changes
-            if c.status is not None
-        ]
-        rows = [change.row for change in outcome.changes]
-        await self.store.append_records(batch, windows=rows, replay={kid: replay})
-        self._adopt(rows)
+        async with self.cache.write_lock:
+            now = self.clock.now()
+            # Sync pages are adopted only once the commit succeeded.
+            pages = replace(self._pages, bodies=dict(self._pages.bodies))
+            outcome = apply_command(command, self.cache, pages, self._open_hash, now)
+            clock = self._clock()
+            batch = [records.command_result(command, kid, outcome.result, outcome.reason, clock)]
+            batch += [
+                records.window_status(c.row, c.status, clock, c.detail)
+                for c in outcome.changes
+                if c.status is not None
+            ]
+            rows = [change.row for change in outcome.changes]
+            completed = {outcome.completed_task: now} if outcome.completed_task else None
+            await self.store.append_records(
+                batch, windows=rows, replay={kid: replay}, completed_tasks=completed
+            )
+            self._pages = pages
+            if outcome.completed_task:
+                self.cache.complete_task(outcome.completed_task, now)
+            self._adopt(rows)
         log.info("command.applied", type=command.type, result=outcome.result, changes=len(rows))
         return outcome
 
@@ -228,10 +247,11 @@ class AccessEngine:
                 held_for=self.cache.get,
                 ctx=ctx,
             )
-        digest = code_hash(self._keys.code_secret, lock_id, code or "")
-        return decide_code(
-            code or "", lock_id, self._keys.code_secret, self.cache.by_code(digest), ctx
-        )
+        if code is None or not well_formed(code):
+            # Checked before hashing: no odd input reaches the hash, and none needs a lookup.
+            return Refusal("no_match")
+        digest = code_hash(self._keys.code_secret, lock_id, code)
+        return decide_code(code, lock_id, self._keys.code_secret, self.cache.by_code(digest), ctx)
 
     async def _deny(self, lock_id: str, source: str, credential: str, refusal: Refusal) -> Denied:
         clock = self._clock()
@@ -289,20 +309,25 @@ class AccessEngine:
 
     async def _advance(self) -> None:
         while True:
-            changes = self.cache.due(self.clock.now())
-            if not changes:
-                return
-            clock = self._clock()
-            batch = [records.window_status(c.row, c.status, clock) for c in changes if c.status]
-            try:
-                await self.store.append_records(batch, windows=[c.row for c in changes])
-            except StoreError as exc:
-                log.error("windows.commit_failed", error=str(exc), changes=len(changes))
-                for change in changes:  # keep the old rows and their deadlines; try again
-                    self.cache.put(self.cache.get(change.row.window_id) or change.row)
+            async with self.cache.write_lock:
+                changes = self.cache.due(self.clock.now())
+                if not changes:
+                    return
+                clock = self._clock()
+                batch = [records.window_status(c.row, c.status, clock) for c in changes if c.status]
+                try:
+                    await self.store.append_records(batch, windows=[c.row for c in changes])
+                except StoreError as exc:
+                    log.error("windows.commit_failed", error=str(exc), changes=len(changes))
+                    for change in changes:  # keep the old rows and their deadlines; retry
+                        self.cache.put(self.cache.get(change.row.window_id) or change.row)
+                    failed = True
+                else:
+                    failed = False
+                    self._adopt([c.row for c in changes])
+            if failed:
                 await self._sleep(COMMIT_RETRY_SECONDS)
                 return
-            self._adopt([c.row for c in changes])
 
     async def _sleep_until_due(self) -> None:
         self._wake.clear()

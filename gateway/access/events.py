@@ -191,18 +191,19 @@ class EventRecorder:
         )
 
     async def _pod(self, window: WindowRow, event: LockEvent, method: str, ref: str) -> str:
-        now = self._clock.now()
-        current = self._cache.get(window.window_id) or window
-        row = replace(current, uses=current.uses + 1, updated_at=now)
-        row = replace(row, state=state_at(row, now, self._grace))
-        clock = self._record_clock()
-        pod_id, pod = records.pod(row, event, method, ref, clock)
-        batch = [pod]
-        newly_used = row.state == WindowState.USED and current.state != WindowState.USED
-        if newly_used and row.origin != "token":
-            batch.append(records.window_status(row, "used", clock))
-        await self._store.append_records(batch, windows=[row])
-        self._cache.put(row)
+        async with self._cache.write_lock:
+            now = self._clock.now()
+            current = self._cache.get(window.window_id) or window
+            row = replace(current, uses=current.uses + 1, updated_at=now)
+            row = replace(row, state=state_at(row, now, self._grace))
+            clock = self._record_clock()
+            pod_id, pod = records.pod(row, event, method, ref, clock)
+            batch = [pod]
+            newly_used = row.state == WindowState.USED and current.state != WindowState.USED
+            if newly_used and row.origin != "token":
+                batch.append(records.window_status(row, "used", clock))
+            await self._store.append_records(batch, windows=[row])
+            self._cache.put(row)
         self._provisioner.consider(row)
         self._awaiting_relock[event.lock_id] = pod_id
         log.info("pod.recorded", pod_id=pod_id, window_id=row.window_id, method=method)

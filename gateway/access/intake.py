@@ -16,7 +16,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud_sync.protocol.envelope import decode_batch, verify
-from cloud_sync.protocol.errors import PolicyError, ProtocolError
+from cloud_sync.protocol.errors import PolicyError, ProtocolError, SignatureError
 from cloud_sync.protocol.messages import decode_command
 from cloud_sync.protocol.policy import check_command
 from cloud_sync.protocol.replay import ReplayGuard, accept
@@ -84,7 +84,8 @@ class CommandIntake:
             verified = verify(envelope, self._keys)
             command = decode_command(verified.payload)
         except ProtocolError as exc:
-            reason = "bad_signature" if "signature" in type(exc).__name__.lower() else "malformed"
+            # UnknownKeyError (a kid this hub does not trust) is a SignatureError too.
+            reason = "bad_signature" if isinstance(exc, SignatureError) else "malformed"
             await self._unverified(reason, str(exc))
             return IntakeResult("rejected", reason)
         # Signed cloud time bounds the hub's clock even when the command itself is refused.

@@ -113,6 +113,10 @@ class Provisioner:
         if coordinator is None:
             return
         state = state_at(row, self._clock.now(), self._grace)
+        if state is not WindowState(row.state):
+            # A deadline passed and the engine has not committed the new state yet; it
+            # reconsiders the row once it has (acting now would race its write of the row).
+            return
         if state in TERMINAL:
             if row.keypad_code_id is not None:
                 await self._remove(row, coordinator)
@@ -147,17 +151,24 @@ class Provisioner:
         try:
             code_id = await self._retrying(lambda: coordinator.add_keypad_code(code))
         except LockError as exc:
-            failed = replace(row, lock_side="failed_on_lock", updated_at=self._clock.now())
-            await self._commit(failed, "failed_on_lock", type(exc).__name__)
+            async with self._cache.write_lock:
+                current = self._current(row)
+                # A newer code that arrived meanwhile is still to be tried (the run goes again).
+                side = "failed_on_lock" if current.code_sealed == row.code_sealed else "pending"
+                failed = replace(current, lock_side=side, updated_at=self._clock.now())
+                await self._commit(failed, "failed_on_lock", type(exc).__name__, reported=row)
             return
-        done = replace(
-            row,
-            keypad_code_id=code_id,
-            lock_side="set_on_lock",
-            code_sealed=None,
-            updated_at=self._clock.now(),
-        )
-        await self._commit(done, "set_on_lock", None)
+        async with self._cache.write_lock:
+            current = self._current(row)
+            same_code = current.code_sealed == row.code_sealed
+            done = replace(
+                current,
+                keypad_code_id=code_id,
+                lock_side="set_on_lock" if same_code else current.lock_side,
+                code_sealed=None if same_code else current.code_sealed,
+                updated_at=self._clock.now(),
+            )
+            await self._commit(done, "set_on_lock", None, reported=row)
 
     async def _remove(self, row: WindowRow, coordinator: LockCoordinator) -> None:
         code_id = row.keypad_code_id
@@ -183,14 +194,33 @@ class Provisioner:
                 ]
             )
             return
-        removed = replace(
-            row, keypad_code_id=None, lock_side="removed_from_lock", updated_at=self._clock.now()
-        )
-        await self._commit(removed, "removed_from_lock", None)
+        async with self._cache.write_lock:
+            now = self._clock.now()
+            current = self._current(row)
+            # A window that still has a code to program (a newer version) stays pending, so
+            # that a restart between removing the old code and setting the new one sets it.
+            live = state_at(current, now, self._grace) not in TERMINAL
+            waiting = current.code_sealed is not None and live
+            removed = replace(
+                current,
+                keypad_code_id=None,
+                lock_side="pending" if waiting else "removed_from_lock",
+                updated_at=now,
+            )
+            await self._commit(removed, "removed_from_lock", None, reported=row)
 
-    async def _commit(self, row: WindowRow, status: str, detail: str | None) -> None:
+    def _current(self, row: WindowRow) -> WindowRow:
+        """The window as the cache holds it now (only its lock-side fields are ours to write)."""
+        # Commands, uses and deadlines may have changed the row while the lock was busy.
+        return self._cache.get(row.window_id) or row
+
+    async def _commit(
+        self, row: WindowRow, status: str, detail: str | None, *, reported: WindowRow
+    ) -> None:
+        """Commit a lock-side change (the caller holds the cache's write lock)."""
         clock = self._clock.status().as_record()
-        record = records.window_status(row, status, clock, detail)
+        # The status names the version whose code the lock acted on.
+        record = records.window_status(reported, status, clock, detail)
         await self._store.append_records([record], windows=[row])
         self._cache.put(row)
         log.info("provision." + status, window_id=row.window_id, lock_id=row.lock_id)

@@ -8,6 +8,7 @@ The cache only computes; callers persist the rows and records it returns in one 
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -147,12 +148,25 @@ class WindowCache:
     _by_code: dict[bytes, set[str]] = field(default_factory=dict)
     _by_task: dict[str, set[str]] = field(default_factory=dict)
     _deadlines: list[tuple[datetime, str, int]] = field(default_factory=list)
+    # Completed tasks by completion time: a late upsert of their windows revives nothing.
+    _completed: dict[str, datetime] = field(default_factory=dict)
+    # Held from reading rows to putting their committed successors, by every writer (commands,
+    # deadlines, PoD, provisioning), so that no write is lost to another one in flight.
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __len__(self) -> int:
         return len(self._by_id)
 
     def __iter__(self) -> Iterator[WindowRow]:
         return iter(self._by_id.values())
+
+    def task_completed(self, task_id: str) -> bool:
+        """True when ``task.complete`` arrived for this task."""
+        return task_id in self._completed
+
+    def complete_task(self, task_id: str, at: datetime) -> None:
+        """Remember a completed task."""
+        self._completed[task_id] = at
 
     def get(self, window_id: str) -> WindowRow | None:
         """The window with this id, tombstones included."""

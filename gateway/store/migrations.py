@@ -105,7 +105,17 @@ ALTER TABLE windows ADD COLUMN origin TEXT NOT NULL DEFAULT 'push'
 CREATE INDEX windows_by_task ON windows (task_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_TABLES + _V1_CHAIN_TRIGGER, _V2_WINDOWS)
+# v3: completed tasks, so that an upsert overtaken by task.complete revives nothing. Kept
+# for longer than any command lives (31 days), then pruned.
+_V3_COMPLETED_TASKS = """
+CREATE TABLE completed_tasks (task_id TEXT PRIMARY KEY, completed_at TEXT NOT NULL);
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1_TABLES + _V1_CHAIN_TRIGGER,
+    _V2_WINDOWS,
+    _V3_COMPLETED_TASKS,
+)
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:

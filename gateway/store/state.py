@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime
 
 from cloud_sync.protocol.errors import ProtocolError
 from cloud_sync.protocol.replay import ReplayState, from_sqlite, to_sqlite
@@ -104,6 +105,17 @@ def lockout_batch(lockouts: Sequence[Lockout]) -> tuple[str, list[tuple[object, 
     return _LOCKOUT_UPSERT, [_lockout_to_row(lockout) for lockout in lockouts]
 
 
+_COMPLETED_UPSERT = """
+INSERT INTO completed_tasks (task_id, completed_at) VALUES (?, ?)
+ON CONFLICT (task_id) DO NOTHING
+"""
+
+
+def completed_batch(tasks: Mapping[str, datetime]) -> tuple[str, list[tuple[object, ...]]]:
+    """The insert of completed tasks, to run inside another write's transaction."""
+    return _COMPLETED_UPSERT, [(task_id, to_db_time(at)) for task_id, at in tasks.items()]
+
+
 def replay_batch(states: Mapping[str, ReplayState]) -> tuple[str, list[tuple[object, ...]]]:
     """The upsert of replay windows by kid, to run inside another write's transaction."""
     return _REPLAY_UPSERT, [(kid, s.highest, to_sqlite(s.bitmap)) for kid, s in states.items()]
@@ -150,6 +162,16 @@ class StateTables:
         """Return every lock ordered by id."""
         rows = await self._db.fetch(f"{_LOCK_SELECT} ORDER BY lock_id")
         return [_lock_from_row(row) for row in rows]
+
+    async def completed_tasks(self) -> dict[str, datetime]:
+        """Every remembered completed task with its completion time."""
+        rows = await self._db.fetch("SELECT task_id, completed_at FROM completed_tasks")
+        return {task_id: from_db_time(at) for task_id, at in rows}
+
+    async def prune_completed_tasks(self, before: datetime) -> int:
+        """Forget tasks completed before ``before``; return how many."""
+        sql = "DELETE FROM completed_tasks WHERE completed_at < ?"
+        return await self._db.write(sql, (to_db_time(before),))
 
     async def load_replay(self) -> dict[str, ReplayState]:
         """Return the persisted replay window of every command-signing key, by kid."""

@@ -29,7 +29,13 @@ from .rows import (
     StoredRecord,
     WindowRow,
 )
-from .state import StateTables, lockout_batch, replay_batch, window_batch
+from .state import (
+    StateTables,
+    completed_batch,
+    lockout_batch,
+    replay_batch,
+    window_batch,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +124,7 @@ class Store:
         windows: Sequence[WindowRow] = (),
         lockouts: Sequence[Lockout] = (),
         replay: Mapping[str, ReplayState] | None = None,
+        completed_tasks: Mapping[str, datetime] | None = None,
     ) -> list[StoredRecord]:
         """Sign, chain and store ``items`` with the window and lockout rows in ONE transaction.
 
@@ -133,6 +140,8 @@ class Store:
             # A command's replay slot commits with its effects: redelivered after a crash
             # it is either applied once or refused as a replay, never half-done.
             also.append(replay_batch(replay))
+        if completed_tasks:
+            also.append(completed_batch(completed_tasks))
         return await self._outbox.append(items, also)
 
     async def chain_head(self) -> ChainHead:
@@ -180,6 +189,14 @@ class Store:
     async def list_locks(self) -> list[LockRow]:
         """Return every lock ordered by id."""
         return await self._state.list_locks()
+
+    async def completed_tasks(self) -> dict[str, datetime]:
+        """Every remembered completed task with its completion time."""
+        return await self._state.completed_tasks()
+
+    async def prune_completed_tasks(self, before: datetime) -> int:
+        """Forget tasks completed before ``before``; return how many."""
+        return await self._state.prune_completed_tasks(before)
 
     async def load_replay(self) -> dict[str, ReplayState]:
         """Return the persisted replay window of every command-signing key, by kid."""

@@ -204,9 +204,10 @@ async def running_hub(
     policy: str = "deny",
     synced: bool = True,
     floor: datetime | None = None,
+    cloud: Ed25519PrivateKey | None = None,
 ) -> AsyncIterator[HubHarness]:
-    """A hub started on ``tmp_path`` with a FakeClock, yielding its harness."""
-    cloud = Ed25519PrivateKey.generate()
+    """A hub started on ``tmp_path`` with a FakeClock (again, for the same cloud key)."""
+    cloud = cloud or Ed25519PrivateKey.generate()
     config_path = tmp_path / "gateway.toml"
     config_path.write_text(
         CONFIG.format(

@@ -240,3 +240,20 @@ async def test_an_unreachable_lock_answers_503_and_the_attempt_is_recorded(tmp_p
 
 def _unused(h: HubHarness) -> None:  # keeps the import for type checkers reading the helpers
     del h
+
+
+async def test_a_completed_task_stays_completed_across_a_restart(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        await hub.send(hub.command("task.complete", {"task_id": "task-win-late"}))
+        seq = hub.seq
+        cloud = hub.cloud
+    async with running_hub(tmp_path, cloud=cloud) as hub:
+        hub.seq = seq
+        late = hub.command("window.upsert", hub.upsert("win-late", "19283746"))
+        status, results = await hub.send(late)
+        assert (status, results[0]["reason"]) == (200, "task_complete")
+        assert await hub.unlock("front-door", code="19283746") == (403, DENIED)
+        (status_body,) = [
+            b for b in bodies(await hub.records(), "window.status") if b["window_id"] == "win-late"
+        ]
+        assert (status_body["status"], status_body["detail"]) == ("revoked", "task_complete")

@@ -269,3 +269,13 @@ def test_config_is_frozen(write_config: WriteConfig) -> None:
     with pytest.raises(ValueError, match="frozen"):
         config.hub.id = "other"  # type: ignore[misc]
     assert isinstance(config, GatewayConfig)
+
+
+def test_lockout_policy_is_configurable_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    base = (Path(__file__).parents[2] / "config" / "gateway.example.toml").read_text()
+    path.write_text(base.replace("lockout_base_seconds = 30", "lockout_base_seconds = 7200"))
+    with pytest.raises(ConfigError, match="lockout_base_seconds must not exceed"):
+        load_gateway_config(path, env={})
+    path.write_text(base.replace("lockout_threshold = 5", "lockout_threshold = 3"))
+    assert load_gateway_config(path, env={}).access.lockout_threshold == 3

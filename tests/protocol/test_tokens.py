@@ -397,8 +397,21 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=8,
 )
+# Claims are written with our strict encoder, which refuses infinities; raw payloads above
+# still carry them (json.dumps writes "Infinity") to fuzz the parser.
+FINITE_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
 CLAIM_VALUES = st.one_of(
-    JSON, st.integers(min_value=NBF - 10, max_value=NBF + 10**6), st.sampled_from(["win-1", HUB])
+    FINITE_JSON,
+    st.integers(min_value=NBF - 10, max_value=NBF + 10**6),
+    st.sampled_from(["win-1", HUB]),
 )
 
 
