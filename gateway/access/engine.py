@@ -255,11 +255,12 @@ class AccessEngine:
 
     async def _deny(self, lock_id: str, source: str, credential: str, refusal: Refusal) -> Denied:
         clock = self._clock()
-        batch = [records.denied(lock_id, source, credential, refusal.reason, clock)]
+        record = records.denied(lock_id, source, credential, refusal.reason, clock)
         if refusal.counts_as_guess:
-            outcome = await self.lockouts.failure(lock_id, source, clock)
-            batch += outcome.records
-        await self.store.append_records(batch)
+            # The denial, the counters and any lockout record commit together.
+            await self.lockouts.failure(lock_id, source, clock, with_records=[record])
+        else:
+            await self.store.append_records([record])
         self._count("denied")
         log.info("access.denied", lock_id=lock_id, source=source, reason=refusal.reason)
         return Denied(refusal.reason)
@@ -320,7 +321,7 @@ class AccessEngine:
                 except StoreError as exc:
                     log.error("windows.commit_failed", error=str(exc), changes=len(changes))
                     for change in changes:  # keep the old rows and their deadlines; retry
-                        self.cache.put(self.cache.get(change.row.window_id) or change.row)
+                        self.cache.requeue(change.row.window_id)
                     failed = True
                 else:
                     failed = False

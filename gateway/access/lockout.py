@@ -33,7 +33,7 @@ lock counter); after the first day, 120 and 480 per day. Levels never decay with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -156,8 +156,18 @@ class Lockouts:
         ]
         return max(waits, default=None)
 
-    async def failure(self, lock_id: str, source: str, clock: ClockMember) -> LockoutOutcome:
-        """Count one wrong answer on both counters and persist them; raises StoreError if not."""
+    async def failure(
+        self,
+        lock_id: str,
+        source: str,
+        clock: ClockMember,
+        with_records: Sequence[NewRecord] = (),
+    ) -> LockoutOutcome:
+        """Count one wrong answer on both counters and persist them; raises StoreError if not.
+
+        ``with_records`` (the caller's ``access.denied``) commit in the same transaction as the
+        counters and any ``access.lockout`` records: one write to the disk per wrong answer.
+        """
         _check_source(source)
         moment = self._now()
         records: list[NewRecord] = []
@@ -179,7 +189,7 @@ class Lockouts:
                     clock=clock,
                 )
                 records.append(record)
-        await self._persist(lock_id, source, ALL_SOURCES)
+        await self._persist(lock_id, (source, ALL_SOURCES), [*with_records, *records])
         return LockoutOutcome(self.retry_after(lock_id, source), records)
 
     async def success(self, lock_id: str, source: str) -> None:
@@ -195,7 +205,7 @@ class Lockouts:
         )
         self._states[lock_id, source] = after
         if _row(after) != _row(before):
-            await self._persist(lock_id, source)
+            await self._persist(lock_id, (source,), [])
 
     def snapshot(self) -> list[Lockout]:
         """Every counter as a store row, ordered by lock and source."""
@@ -207,11 +217,12 @@ class Lockouts:
     def _state(self, lock_id: str, source: str) -> LockoutState:
         return self._states.get((lock_id, source), LockoutState())
 
-    async def _persist(self, lock_id: str, *sources: str) -> None:
+    async def _persist(
+        self, lock_id: str, sources: Sequence[str], records: Sequence[NewRecord]
+    ) -> None:
         async with self._write_lock:
-            for source in sources:
-                state = self._state(lock_id, source)
-                await self._store.put_lockout(Lockout(lock_id, source, *_row(state)))
+            rows = [Lockout(lock_id, s, *_row(self._state(lock_id, s))) for s in sources]
+            await self._store.append_records(records, lockouts=rows)
 
 
 def _lockout_record(

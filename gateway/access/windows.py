@@ -147,6 +147,7 @@ class WindowCache:
     _by_id: dict[str, WindowRow] = field(default_factory=dict)
     _by_code: dict[bytes, set[str]] = field(default_factory=dict)
     _by_task: dict[str, set[str]] = field(default_factory=dict)
+    _by_keypad: dict[tuple[str, int], str] = field(default_factory=dict)
     _deadlines: list[tuple[datetime, str, int]] = field(default_factory=list)
     # Completed tasks by completion time: a late upsert of their windows revives nothing.
     _completed: dict[str, datetime] = field(default_factory=dict)
@@ -182,10 +183,8 @@ class WindowCache:
 
     def by_keypad_id(self, lock_id: str, code_id: int) -> WindowRow | None:
         """The window whose code sits in ``lock_id``'s keypad under ``code_id``."""
-        for window in self._by_id.values():
-            if window.lock_id == lock_id and window.keypad_code_id == code_id:
-                return window
-        return None
+        window_id = self._by_keypad.get((lock_id, code_id))
+        return None if window_id is None else self._by_id.get(window_id)
 
     def load(self, rows: Iterable[WindowRow]) -> None:
         """Fill the cache from the store at start."""
@@ -202,12 +201,35 @@ class WindowCache:
             self._by_code.setdefault(row.code_hash, set()).add(row.window_id)
         if row.task_id:
             self._by_task.setdefault(row.task_id, set()).add(row.window_id)
-        if WindowState(row.state) not in TERMINAL:
+        if row.keypad_code_id is not None:
+            self._by_keypad[row.lock_id, row.keypad_code_id] = row.window_id
+        if WindowState(row.state) in TERMINAL:
+            return
+        deadline = self._deadline(row)
+        unchanged = (
+            old is not None
+            and old.version == row.version
+            and WindowState(old.state) not in TERMINAL
+            and self._deadline(old) == deadline
+        )
+        # A use or a lock-side change leaves the deadline where it was: its heap entry stands.
+        if not unchanged:
+            heapq.heappush(self._deadlines, (deadline, row.window_id, row.version))
+
+    def requeue(self, window_id: str) -> None:
+        """Schedule a window's deadline again (after ``due`` took it but its commit failed)."""
+        row = self._by_id.get(window_id)
+        if row is not None and WindowState(row.state) not in TERMINAL:
             heapq.heappush(self._deadlines, (self._deadline(row), row.window_id, row.version))
 
     def _unindex(self, row: WindowRow) -> None:
         _discard(self._by_code, row.code_hash, row.window_id)
         _discard(self._by_task, row.task_id, row.window_id)
+        if row.keypad_code_id is not None:
+            slot = (row.lock_id, row.keypad_code_id)
+            # A slot freed by this window may already hold another window's code.
+            if self._by_keypad.get(slot) == row.window_id:
+                del self._by_keypad[slot]
 
     def _deadline(self, row: WindowRow) -> datetime:
         if WindowState(row.state) is WindowState.SCHEDULED:
@@ -233,7 +255,7 @@ class WindowCache:
         """Take every window whose deadline passed and return its state at ``now``.
 
         The cache keeps the old rows: the caller commits the changes, then ``put``s them (or
-        ``put``s the old rows back to retry after a failed commit).
+        ``requeue``s them to retry after a failed commit).
         """
         changes: list[Change] = []
         seen: set[str] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
@@ -79,8 +80,15 @@ def _window_to_row(window: WindowRow) -> tuple[object, ...]:
     return tuple(values.values())
 
 
+# Columns with few distinct values: each row read from SQLite would hold its own copy of
+# "active" or "front-door"; interned, 100,000 cached windows share them.
+_INTERNED = ("tenant_id", "lock_id", "enforcement", "state", "lock_side", "origin")
+
+
 def _window_from_row(row: sqlite3.Row) -> WindowRow:
     values = dict(zip(_WINDOW_FIELDS, row, strict=True))
+    for name in _INTERNED:
+        values[name] = sys.intern(values[name])
     for name in _WINDOW_TIMES:
         values[name] = from_db_time(values[name])
     values["code_hash"] = bytes(values["code_hash"])

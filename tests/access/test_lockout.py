@@ -231,8 +231,9 @@ async def test_records_follow_the_wire_contract(lockouts: Lockouts, store: Store
         "level": 1,
         "clock": CLOCK,
     }
-    stored = await store.append_records(records)
-    assert [s.seq for s in stored] == [1, 2, 3, 4, 5]
+    # failure() committed them (validated against the contract) with the counters.
+    stored = await store.unacked(100)
+    assert [(s.seq, s.type) for s in stored] == [(n, "access.lockout") for n in range(1, 6)]
 
 
 @pytest.mark.parametrize(
@@ -243,9 +244,9 @@ async def test_records_outside_the_contract_fail_at_append(
     store: Store, clock: FakeClock, source: str, clock_member: dict[str, object]
 ) -> None:
     lockouts = Lockouts(store, LockoutPolicy(threshold=1), clock.now)
-    outcome = await lockouts.failure(LOCK, source, clock_member)
     with pytest.raises(InvalidRecordError):
-        await store.append_records(outcome.records)
+        await lockouts.failure(LOCK, source, clock_member)
+    assert await store.list_lockouts() == []  # nothing half-written
 
 
 async def test_a_lockout_is_logged_without_any_code(lockouts: Lockouts) -> None:
@@ -352,3 +353,25 @@ async def test_the_daily_bound_in_the_docstring_holds(store: Store, clock: FakeC
     (one_first, one_later), (many_first, many_later) = figures
     assert (one_first, many_first, one_later, many_later) == (150, 600, 120, 480)
     assert docstring_figures() == (150, 600, 120, 480)
+
+
+async def test_a_denial_commits_with_its_counters_in_one_transaction(
+    lockouts: Lockouts, store: Store
+) -> None:
+    denial = NewRecord(
+        "access.denied",
+        {
+            "lock_id": LOCK,
+            "source": "10.0.0.7",
+            "credential": "code",
+            "reason": "no_match",
+            "clock": CLOCK,
+        },
+    )
+    await lockouts.failure(LOCK, "10.0.0.7", CLOCK, with_records=[denial])
+    stored = await store.unacked(100)
+    assert [s.type for s in stored] == ["access.denied"]
+    assert {(lo.source, lo.failures) for lo in await store.list_lockouts()} == {
+        ("10.0.0.7", 1),
+        ("*", 1),
+    }

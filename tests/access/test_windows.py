@@ -266,12 +266,32 @@ def test_due_reports_a_window_once_though_a_use_left_a_second_heap_entry() -> No
     assert [(c.row.window_id, c.row.uses) for c in changes] == [("w1", 1)]
 
 
-def test_due_after_a_failed_commit_finds_the_window_again_once_the_old_row_is_put_back() -> None:
+def test_due_after_a_failed_commit_finds_the_window_again_once_requeued() -> None:
     cache = WindowCache(GRACE)
     cache.put(window("w1"))
     [change] = cache.due(START)
-    old = cache.get("w1")
-    assert old is not None
-    cache.put(old)
+    assert cache.due(START) == []  # taken: not handed out twice
+    cache.requeue("w1")
+    cache.requeue("nowhere")  # an unknown window is ignored
     [again] = cache.due(START)
     assert again == change
+
+
+def test_a_use_does_not_grow_the_deadline_heap() -> None:
+    cache = WindowCache(GRACE)
+    row = window("w1")
+    cache.put(row)
+    for uses in range(1, 50):
+        cache.put(replace(row, uses=uses))
+    assert len(cache._deadlines) == 1
+
+
+def test_a_reused_keypad_slot_points_at_the_window_holding_it_now() -> None:
+    cache = WindowCache(GRACE)
+    first = replace(window("w1"), keypad_code_id=3)
+    cache.put(first)
+    cache.put(replace(window("w2"), keypad_code_id=3))  # the lock gave slot 3 to w2
+    cache.put(replace(first, keypad_code_id=None))  # w1's removal is committed later
+    found = cache.by_keypad_id(first.lock_id, 3)
+    assert found is not None
+    assert found.window_id == "w2"
