@@ -19,6 +19,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync import protocol as p
+from cloud_sync.protocol.commands import CommandType
 
 from ..daemon import Hub
 from ..identity import HubKeys
@@ -120,13 +121,13 @@ class Demo:
             raise DemoFailedError("an earlier step did not start the hub")
         return self.cloud_key, self.keys, self.hub
 
-    def command(self, type_: str, body: dict[str, Any]) -> bytes:
+    def command(self, type_: CommandType, body: dict[str, Any]) -> bytes:
         """A signed command batch as the cloud publishes it."""
         cloud_key, _, _ = self.parts()
         self.seq += 1
         now = datetime.now(UTC)
         payload = p.command_payload(
-            type=type_,  # type: ignore[arg-type]
+            type=type_,
             hub_id=HUB_ID,
             seq=self.seq,
             issued_at=now,
