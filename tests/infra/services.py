@@ -51,12 +51,18 @@ def port_open(port: int) -> bool:
 
 @dataclass
 class MosquittoBroker:
-    """A private mosquitto on a free port with persistence, that tests can stop and kill."""
+    """A private mosquitto on a free port with persistence, that tests can stop and kill.
+
+    By default it writes an anonymous plain-TCP config (plus ``extra_config``). A test that
+    needs other listeners (TLS, no anonymous access) passes the whole file as ``config_text``;
+    that text must listen on ``port`` at 127.0.0.1 and should log to ``log_path``.
+    """
 
     workdir: Path
     port: int = field(default_factory=free_port)
     extra_config: str = ""
     process: subprocess.Popen[bytes] | None = None
+    config_text: str | None = None
 
     @property
     def url(self) -> str:
@@ -71,6 +77,9 @@ class MosquittoBroker:
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
+        if self.config_text is not None:
+            conf.write_text(self.config_text)
+            return conf
         conf.write_text(
             # As root, mosquitto would drop to user "mosquitto" and lose write access here.
             f"user {getpass.getuser()}\n"
