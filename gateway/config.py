@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AfterValidator, Field, model_validator
 
+from cloud_sync.protocol.envelope import MAX_BATCH_ENVELOPES
 from cloud_sync.protocol.errors import MalformedError
 from cloud_sync.protocol.keys import load_command_keys, load_ed25519_public
 from cloud_sync.protocol.tomlconfig import (
@@ -30,6 +32,13 @@ from cloud_sync.protocol.tomlconfig import (
 )
 
 from .errors import ConfigError
+from .sync.settings import (
+    DEFAULT_ALERT_FRACTION,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_OUTBOX,
+    DEFAULT_RETENTION,
+    SyncSettings,
+)
 
 ENV_PREFIX = "LOCKHUB_"
 DEFAULT_CONFIG_PATH = Path("/etc/lockhub/gateway.toml")
@@ -38,6 +47,13 @@ DEFAULT_CONFIG_PATH = Path("/etc/lockhub/gateway.toml")
 DEFAULT_GRACE_SECONDS = 120
 # A grace beyond a day would make windows meaningless.
 MAX_GRACE_SECONDS = 86_400
+
+# Below this a busy day offline would already hit the outbox bound.
+MIN_OUTBOX_BOUND = 1000
+# A hundred million records is ~100 GiB: more than any hub's SD card or SSD holds.
+MAX_OUTBOX_BOUND = 100_000_000
+# Ten years: acked records are kept for local audit, not as an archive.
+MAX_RETENTION_DAYS = 3650
 
 Driver = Literal["sim", "nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud", "schlage"]
 
@@ -75,6 +91,33 @@ class ApiSection(ListenSection):
 
     listen: ListenAddress = "127.0.0.1:8080"
     admin_token_file: ConfigPath | None = None
+
+
+class HubMqttSection(MqttSection):
+    """``[mqtt]`` on a hub: the shared keys plus the MQTT version to speak."""
+
+    # auto: MQTT 5 (session expiry), falling back to 3.1.1 when the broker refuses it.
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+
+
+class SyncSection(Section):
+    """``[sync]``: batching and the outbox bound of the MQTT link."""
+
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_ENVELOPES)
+    max_outbox_records: int = Field(
+        default=DEFAULT_MAX_OUTBOX, ge=MIN_OUTBOX_BOUND, le=MAX_OUTBOX_BOUND
+    )
+    outbox_alert_fraction: float = Field(default=DEFAULT_ALERT_FRACTION, gt=0, le=1)
+    acked_retention_days: float = Field(default=DEFAULT_RETENTION.days, ge=0, le=MAX_RETENTION_DAYS)
+
+    def settings(self) -> SyncSettings:
+        """The link's settings from this section (timings keep their defaults)."""
+        return SyncSettings(
+            batch_size=self.batch_size,
+            max_outbox=self.max_outbox_records,
+            alert_fraction=self.outbox_alert_fraction,
+            retention=timedelta(days=self.acked_retention_days),
+        )
 
 
 class LockSection(Section):
@@ -115,12 +158,13 @@ class GatewayConfig(Section):
     """The whole hub config."""
 
     hub: HubSection
-    mqtt: MqttSection
+    mqtt: HubMqttSection
     cloud: CloudSection = Field(default_factory=CloudSection)
     api: ApiSection = Field(default_factory=ApiSection)
     locks: list[LockSection] = Field(default_factory=list)
     access: AccessSection = Field(default_factory=AccessSection)
     log: LogSection = Field(default_factory=LogSection)
+    sync: SyncSection = Field(default_factory=SyncSection)
 
     @model_validator(mode="after")
     def _unique_lock_ids(self) -> Self:

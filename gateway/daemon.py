@@ -1,7 +1,8 @@
 """The composition root: builds the hub's parts from its config and runs them until stopped.
 
 ``lockhub gateway run`` runs this in the foreground (systemd ``Type=notify`` comes with the
-operations work). Parts that later issues add (the MQTT link, real lock drivers) plug in here.
+operations work). The MQTT link (``gateway.sync``) runs beside the engine; real lock drivers
+plug in here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from .locks.coordinator import LockCoordinator
 from .locks.driver import LockDriver, LockError
 from .locks.registry import build_driver
 from .store import NewRecord, Store, StoreError
+from .sync.link import HubLink
+from .sync.settings import SyncSettings
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +66,9 @@ class Hub:
     coordinators: dict[str, LockCoordinator] = field(default_factory=dict)
     drivers: dict[str, LockDriver] = field(default_factory=dict)
     started: bool = False
+    # The MQTT link; readiness does not wait for it (the hub works offline): its state is in
+    # /metrics and in the retained status message instead.
+    link: HubLink | None = None
 
     def ready(self) -> dict[str, bool]:
         """Readiness checks for /readyz."""
@@ -108,8 +114,12 @@ async def build_hub(
     sync_check: Callable[[], bool] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     source: str = "config",
+    sync_settings: SyncSettings | None = None,
 ) -> Hub:
-    """Open the store and build every part (nothing runs yet); ``source`` names the config."""
+    """Open the store and build every part (nothing runs yet); ``source`` names the config.
+
+    ``sync_settings`` replaces the link's settings from ``[sync]`` (tests shorten timings).
+    """
     keys = load_identity(config.hub.state_dir)
     clock = TrustedClock(
         wall=wall, monotonic=monotonic, sync_check=sync_check or default_sync_check()
@@ -152,6 +162,17 @@ async def build_hub(
         monotonic=monotonic,
     )
     hub = Hub(config, store, clock, engine, intake, drivers=drivers)
+    hub.link = HubLink(
+        mqtt=config.mqtt,
+        protocol=config.mqtt.protocol,
+        engine=engine,
+        intake=intake,
+        store=store,
+        signer=Signer(config.hub.id, keys.signing),
+        command_keys=command_keys,
+        settings=sync_settings or config.sync.settings(),
+        monotonic=monotonic,
+    )
     for lock_id, driver in drivers.items():
         hub.coordinators[lock_id] = LockCoordinator(
             driver, on_event=engine.events.on_event, sleep=sleep, monotonic=monotonic
@@ -211,7 +232,7 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
     parts = ApiParts(
         engine=hub.engine,
         intake=hub.intake,
-        metrics=hub_metrics(hub.engine),
+        metrics=hub_metrics(hub.engine, hub.link),
         admin_token=read_admin_token(hub.config.api.admin_token_file),
         ready=hub.ready,
     )
@@ -233,6 +254,8 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
                 group.create_task(keep_floor(hub.clock, save_floor, interval=FLOOR_SAVE_SECONDS)),
                 group.create_task(watch_clock(hub)),
             ]
+            if hub.link is not None:
+                tasks.append(group.create_task(hub.link.run()))
             await stop.wait()
             for task in tasks:
                 task.cancel()

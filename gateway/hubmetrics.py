@@ -1,4 +1,4 @@
-"""The hub's Prometheus metrics: unlock attempts, windows, outbox, locks, lockouts."""
+"""The hub's Prometheus metrics: unlock attempts, windows, outbox, locks, lockouts, MQTT link."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from .access.engine import AccessEngine
 from .locks.driver import LockState
 from .metrics import Registry
+from .sync.link import HubLink
 
 Samples = Iterable[tuple[dict[str, str], float]]
 
 
-def hub_metrics(engine: AccessEngine) -> Registry:
-    """A registry reading the engine's state at every scrape."""
+def hub_metrics(engine: AccessEngine, link: HubLink | None = None) -> Registry:
+    """A registry reading the engine's (and the MQTT link's) state at every scrape."""
     registry = Registry()
 
     def attempts() -> Samples:
@@ -54,4 +55,37 @@ def hub_metrics(engine: AccessEngine) -> Registry:
         "1 while the hub trusts its clock.",
         lambda: [({}, float(engine.clock.trusted()))],
     )
+    if link is not None:
+        link_metrics(registry, link)
     return registry
+
+
+def link_metrics(registry: Registry, link: HubLink) -> None:
+    """Series of the MQTT link: connected, last ack age, records published, connects."""
+
+    def ack_age() -> Samples:
+        at = link.last_ack_at
+        return [] if at is None else [({}, max(0.0, link.clock() - at))]
+
+    registry.gauge(
+        "lockhub_mqtt_connected",
+        "1 while the MQTT link is connected.",
+        lambda: [({}, float(link.connected))],
+    )
+    registry.gauge(
+        "lockhub_sync_last_ack_age_seconds",
+        "Seconds since the cloud's last verified ack (absent before the first).",
+        ack_age,
+    )
+    registry.gauge(
+        "lockhub_sync_published_records_total",
+        "Records published on up/records (resends included).",
+        lambda: [({}, float(link.pump.published_records))],
+        "counter",
+    )
+    registry.gauge(
+        "lockhub_mqtt_connects_total",
+        "Successful connections to the broker.",
+        lambda: [({}, float(link.connects))],
+        "counter",
+    )

@@ -348,6 +348,12 @@ class AccessEngine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    @property
+    def reconciled_set_version(self) -> int | None:
+        """The last ``windows.sync`` set reconciled since start, or None."""
+        pages = self._pages
+        return pages.set_version if pages.done and pages.set_version > 0 else None
+
     def window_state(self, row: WindowRow) -> str:
         """The state ``row`` is in now (time moves windows even between deadlines)."""
         return state_at(row, self.clock.now(), self.settings.grace).value
