@@ -1,0 +1,1 @@
+"""Alembic migrations of the cloud database, shipped in the package (see store.migrate)."""

@@ -1,0 +1,37 @@
+"""The cloud's database: SQLAlchemy Core over aiosqlite or asyncpg, Alembic migrations."""
+
+from .migrate import head_revision, migrate
+from .rows import (
+    AlertRow,
+    ApiKeyRow,
+    ChainState,
+    HubRow,
+    IngestResult,
+    PodRow,
+    Rejected,
+    StoredRecord,
+    TaskRow,
+    TaskView,
+    WindowRow,
+    WindowView,
+)
+from .store import CloudStore, utc_now
+
+__all__ = [
+    "AlertRow",
+    "ApiKeyRow",
+    "ChainState",
+    "CloudStore",
+    "HubRow",
+    "IngestResult",
+    "PodRow",
+    "Rejected",
+    "StoredRecord",
+    "TaskRow",
+    "TaskView",
+    "WindowRow",
+    "WindowView",
+    "head_revision",
+    "migrate",
+    "utc_now",
+]

@@ -1,0 +1,1 @@
+"""Tests of the cloud store and domain service, on SQLite and PostgreSQL."""
