@@ -6,14 +6,22 @@ Exit codes as for ``lockhub``: 0 ok, 1 runtime failure, 2 usage error, 78 config
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from gateway.logs import configure_logging
 
 from .config import DEFAULT_CONFIG_PATH, CloudConfig, ConfigError, load_cloud_config
+from .daemon import open_service, run_cloud
+from .errors import CloudError
 from .identity import IdentityError, init_cloud_identity, load_cloud_identity
+from .service import CloudService
+from .store import HubRow, migrate
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -22,6 +30,7 @@ CONFIG_ENV = "LOCKHUB_CLOUD_CONFIG"
 EXAMPLE_CONFIG = "config/cloud.example.toml"
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    except IdentityError as exc:
+    except (IdentityError, CloudError) as exc:
         print(f"lockhub: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
@@ -55,16 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     for name, summary, handler in (
         ("init", "create the command-signing key in state_dir (keeps an existing key)", _init),
         ("identity", "print the command-signing key id and public key as JSON", _identity),
+        ("migrate", "create or upgrade the database schema (run before `run`)", _migrate),
+        ("run", "run the cloud service in the foreground (until SIGTERM)", _run),
     ):
-        command = commands.add_parser(name, help=summary, description=summary)
-        command.add_argument(
-            "--config",
-            type=Path,
-            default=None,
-            help=f"cloud config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
-        )
-        command.set_defaults(handler=handler)
+        _with_config(commands.add_parser(name, help=summary, description=summary), handler)
+    hub = commands.add_parser("hub", help="manage registered hubs")
+    hub_commands = hub.add_subparsers(dest="hub_command", required=True)
+    add = hub_commands.add_parser("add", help="register a hub and its public keys")
+    add.add_argument("--id", required=True, help="the hub's id (its [hub] id)")
+    add.add_argument("--signing-key", required=True, help="base64url Ed25519 key (identity)")
+    add.add_argument("--sealing-key", required=True, help="base64url X25519 key (identity)")
+    _with_config(add, _hub_add)
+    keys = commands.add_parser("keys", help="manage tenant API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create an API key; printed once")
+    create.add_argument("--tenant", required=True, help="the tenant the key serves")
+    _with_config(create, _keys_create)
     return parser
+
+
+def _with_config(command: argparse.ArgumentParser, handler: Handler) -> None:
+    command.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"cloud config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
+    )
+    command.set_defaults(handler=handler)
 
 
 def _load(namespace: argparse.Namespace) -> CloudConfig:
@@ -85,4 +111,50 @@ def _identity(namespace: argparse.Namespace) -> int:
     config = _load(namespace)
     keys = load_cloud_identity(config.cloud.state_dir, config.cloud.signing_kid)
     print(json.dumps({"kid": keys.kid, "signing_key": keys.signing_public}, indent=2))
+    return EXIT_OK
+
+
+def _migrate(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+    revision = asyncio.run(migrate(config.cloud.database_url))
+    print(f"the database is at schema revision {revision}")
+    return EXIT_OK
+
+
+async def _with_service(config: CloudConfig, work: Callable[[CloudService], Awaitable[T]]) -> T:
+    store, service = await open_service(config)
+    try:
+        return await work(service)
+    finally:
+        await store.close()
+
+
+def _hub_add(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+
+    async def add(service: CloudService) -> HubRow:
+        return await service.add_hub(namespace.id, namespace.signing_key, namespace.sealing_key)
+
+    hub = asyncio.run(_with_service(config, add))
+    print(f"hub {hub.hub_id} registered")
+    return EXIT_OK
+
+
+def _keys_create(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+
+    async def create(service: CloudService) -> str:
+        return await service.create_api_key(namespace.tenant)
+
+    key = asyncio.run(_with_service(config, create))
+    # Printed once, to stdout only: the cloud keeps a hash.
+    print(key)
+    print(f"an API key for tenant {namespace.tenant}; it is shown only now", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+    configure_logging("info", "auto")
+    asyncio.run(run_cloud(config))
     return EXIT_OK

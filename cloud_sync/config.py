@@ -60,6 +60,9 @@ class CloudMqttSection(MqttSection):
     """``[mqtt]``: the broker link, plus the shared-subscription group of the workers."""
 
     shared_group: Identifier = "lockhub-cloud"
+    # This worker's MQTT client id; with per-worker TLS certificates it is the certificate's
+    # CN (config/mosquitto: use_username_as_clientid). Two workers need two ids.
+    client_id: Identifier = "lockhub-cloud"
 
 
 class ApiSection(ListenSection):

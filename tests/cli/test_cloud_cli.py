@@ -52,8 +52,10 @@ def test_config_path_from_environment(
     assert str(cloud_state) in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["cloud"], ["cloud", "run"], ["cloud", "hub", "add"]])
-def test_unregistered_commands_are_usage_errors(
+@pytest.mark.parametrize(
+    "argv", [["cloud"], ["cloud", "nope"], ["cloud", "hub", "add"], ["cloud", "keys"]]
+)
+def test_unknown_or_incomplete_commands_are_usage_errors(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(argv) == 2

@@ -1,0 +1,97 @@
+"""The whole system over a real broker: cloud window -> hub -> courier -> PoD -> cloud -> ack."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud_sync.daemon import Cloud
+from cloud_sync.protocol.chain import verify_chain
+from gateway.daemon import Hub
+
+from .conftest import HUB_ID, Deployment, eventually
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+
+async def open_window(cloud: Cloud, hub: Hub, task_id: str, max_uses: int | None) -> str:
+    """Create a window through the cloud service, publish it, wait until the hub holds it."""
+    now = datetime.now(UTC)
+    view, code, outgoing = await cloud.service.create_window(
+        "acme",
+        task_id,
+        hub_id=HUB_ID,
+        lock_id="front-door",
+        starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1),
+        max_uses=max_uses,
+    )
+    cloud.worker.publish_later(outgoing)
+
+    async def applied() -> bool:
+        return hub.engine.cache.get(view.window_id) is not None
+
+    await eventually(applied, "the hub to apply the window")
+    return code
+
+
+async def hub_outbox_empty(hub: Hub) -> bool:
+    return await hub.store.outbox_depth() == 0
+
+
+async def test_a_delivery_flows_from_the_cloud_to_the_door_and_back(
+    deployment: Deployment,
+) -> None:
+    cloud = await deployment.start_cloud()
+    hub = await deployment.start_hub()
+    code = await open_window(cloud, hub, "task-1", max_uses=1)
+
+    status, body = await deployment.unlock(code)
+    assert status == 200
+
+    async def delivered() -> bool:
+        return (await cloud.service.get_task("acme", "task-1")).status == "delivered"
+
+    await eventually(delivered, "the cloud to mark the task delivered")
+    task = await cloud.service.get_task("acme", "task-1")
+    assert task.pod is not None
+    assert task.pod.pod_id == body["pod_id"]
+    await eventually(lambda: hub_outbox_empty(hub), "the cloud's ack to empty the hub's outbox")
+
+    async def used() -> bool:
+        view = await cloud.service.get_window("acme", body["window_id"])
+        return view.hub_status == "used"
+
+    await eventually(used, "the hub's window.status to reach the cloud")
+    assert code not in json.dumps([r.payload.decode() for r in await cloud.store.records(HUB_ID)])
+
+
+async def test_deliveries_made_while_the_broker_is_down_arrive_exactly_once_in_order(
+    deployment: Deployment,
+) -> None:
+    cloud = await deployment.start_cloud()
+    hub = await deployment.start_hub()
+    code = await open_window(cloud, hub, "task-2", max_uses=None)
+    await eventually(lambda: hub_outbox_empty(hub), "the first records to be acked")
+
+    deployment.broker.stop()
+    for _ in range(1000):
+        status, _ = await deployment.unlock(code)
+        assert status == 200  # the hub works offline
+    deployment.broker.start()
+
+    head = await hub.store.chain_head()
+
+    async def all_arrived() -> bool:
+        state = await cloud.store.chain_state(HUB_ID)
+        return state.next_seq == head.seq + 1
+
+    await eventually(all_arrived, "every record to reach the cloud and chain")
+    stored = await cloud.store.records(HUB_ID)
+    assert [r.seq for r in stored] == list(range(1, head.seq + 1))  # once each, in order
+    verify_chain([r.payload for r in stored])
+    pods = [r for r in stored if r.type == "pod.recorded"]
+    assert len(pods) == 1000
+    await eventually(lambda: hub_outbox_empty(hub), "the acks to empty the hub's outbox")
