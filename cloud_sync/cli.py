@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", required=True, help="the hub's id (its [hub] id)")
     add.add_argument("--signing-key", required=True, help="base64url Ed25519 key (identity)")
     add.add_argument("--sealing-key", required=True, help="base64url X25519 key (identity)")
+    add.add_argument(
+        "--tenant",
+        action="append",
+        required=True,
+        help="a tenant that may create windows on this hub (repeat for several)",
+    )
     _with_config(add, _hub_add)
     keys = commands.add_parser("keys", help="manage tenant API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -133,10 +139,12 @@ def _hub_add(namespace: argparse.Namespace) -> int:
     config = _load(namespace)
 
     async def add(service: CloudService) -> HubRow:
-        return await service.add_hub(namespace.id, namespace.signing_key, namespace.sealing_key)
+        return await service.add_hub(
+            namespace.id, namespace.signing_key, namespace.sealing_key, tenants=namespace.tenant
+        )
 
     hub = asyncio.run(_with_service(config, add))
-    print(f"hub {hub.hub_id} registered")
+    print(f"hub {hub.hub_id} registered for tenants {', '.join(namespace.tenant)}")
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 
-from cloud_sync.errors import InvalidRequestError, NotFoundError
+from cloud_sync.errors import InvalidRequestError, NotFoundError, UnknownHubError
 from cloud_sync.protocol.commands import MAX_WINDOWS_PER_PAGE, CommandType, WindowUpsertBody
 from cloud_sync.protocol.control import MAX_ACK_RANGES
 from cloud_sync.protocol.envelope import Envelope, Signer, encode_batch
@@ -108,8 +108,15 @@ class CloudService:
         # Derived from the signing key unless given: a per-deployment secret with no new file.
         self._pepper = pepper if pepper is not None else _pepper(signing)
 
-    async def add_hub(self, hub_id: str, signing_key_b64: str, sealing_key_b64: str) -> HubRow:
-        """Register a hub by its public keys; InvalidRequestError for a bad id or key."""
+    async def add_hub(
+        self,
+        hub_id: str,
+        signing_key_b64: str,
+        sealing_key_b64: str,
+        tenants: Sequence[str] = (),
+    ) -> HubRow:
+        """Register a hub by its public keys and grant it to ``tenants``; InvalidRequestError
+        for a bad id or key."""
         try:
             check_hub_id(hub_id)
             load_ed25519_public(signing_key_b64)
@@ -117,7 +124,9 @@ class CloudService:
         except MalformedError as error:
             raise _invalid(error) from error
         hub = await self.store.add_hub(hub_id, signing_key_b64, sealing_key_b64)
-        log.info("hub.added", hub_id=hub_id)
+        for tenant_id in tenants:
+            await self.store.grant_hub(hub_id, tenant_id)
+        log.info("hub.added", hub_id=hub_id, tenants=list(tenants))
         return hub
 
     async def create_api_key(self, tenant_id: str) -> str:
@@ -161,6 +170,10 @@ class CloudService:
         carrier_job_id: str | None = None,
     ) -> tuple[WindowView, str, list[Outgoing]]:
         """Create a window with a fresh code; return it, the code (only here) and the command."""
+        if not await self.store.hub_serves(hub_id, tenant_id):
+            # The same answer as for a hub that does not exist: a tenant learns nothing about
+            # other tenants' hubs.
+            raise UnknownHubError(hub_id)
         hub = await self.store.get_hub(hub_id)
         now, window_id = self._now(), new_ulid()
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"

@@ -52,6 +52,15 @@ hubs = sa.Table(
     sa.Column("registered_at", UtcDateTime, nullable=False),
 )
 
+# The tenants each hub serves (a tenant creates windows only on hubs granted to it).
+hub_tenants = sa.Table(
+    "hub_tenants",
+    metadata,
+    sa.Column("hub_id", sa.String(HUB_ID), sa.ForeignKey("hubs.hub_id"), primary_key=True),
+    sa.Column("tenant_id", sa.String(IDENT), primary_key=True),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+)
+
 hub_chains = sa.Table(
     "hub_chains",
     metadata,

@@ -88,6 +88,18 @@ class CloudStore:
         hub = HubRow(hub_id, signing_key, sealing_key, self._now())
         return await self._db.write(lambda conn: tenancy.add_hub(conn, self.dialect, hub))
 
+    async def grant_hub(self, hub_id: str, tenant_id: str) -> None:
+        """Let ``tenant_id`` create windows on ``hub_id``; UnknownHubError if no such hub."""
+        now = self._now()
+        await self._db.write(
+            lambda conn: tenancy.grant_hub(conn, self.dialect, hub_id, tenant_id, now)
+        )
+
+    async def hub_serves(self, hub_id: str, tenant_id: str) -> bool:
+        """True when ``hub_id`` was granted to ``tenant_id``."""
+        async with self._db.read() as conn:
+            return await tenancy.hub_serves(conn, hub_id, tenant_id)
+
     async def get_hub(self, hub_id: str) -> HubRow:
         """The registered hub; UnknownHubError if there is none."""
         async with self._db.read() as conn:

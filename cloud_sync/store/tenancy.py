@@ -12,7 +12,7 @@ from cloud_sync.protocol.chain import GENESIS_HASH
 
 from .engine import insert_for
 from .rows import ApiKeyRow, HubRow
-from .schema import api_keys, command_seqs, hub_chains, hubs
+from .schema import api_keys, command_seqs, hub_chains, hub_tenants, hubs
 
 FIRST_EPOCH = 1
 
@@ -51,6 +51,23 @@ async def get_hub(conn: AsyncConnection, hub_id: str) -> HubRow:
     if row is None:
         raise UnknownHubError(hub_id)
     return HubRow(**row._mapping)
+
+
+async def grant_hub(
+    conn: AsyncConnection, dialect: str, hub_id: str, tenant_id: str, now: datetime
+) -> None:
+    """Let ``tenant_id`` create windows on ``hub_id`` (granting twice is a no-op)."""
+    await get_hub(conn, hub_id)
+    values = {"hub_id": hub_id, "tenant_id": tenant_id, "granted_at": now}
+    await conn.execute(insert_for(dialect, hub_tenants).values(**values).on_conflict_do_nothing())
+
+
+async def hub_serves(conn: AsyncConnection, hub_id: str, tenant_id: str) -> bool:
+    """True when ``hub_id`` was granted to ``tenant_id``."""
+    query = sa.select(hub_tenants.c.hub_id).where(
+        hub_tenants.c.hub_id == hub_id, hub_tenants.c.tenant_id == tenant_id
+    )
+    return (await conn.execute(query)).first() is not None
 
 
 async def list_hubs(conn: AsyncConnection) -> list[HubRow]:

@@ -162,7 +162,7 @@ async def service(
     store: CloudStore, cloud_signer: Signer, hub_keys: HubKeys, clock: SettableClock
 ) -> CloudService:
     svc = CloudService(store, cloud_signer, now=clock)
-    await svc.add_hub(HUB_ID, hub_keys.signing_b64, hub_keys.sealing_b64)
+    await svc.add_hub(HUB_ID, hub_keys.signing_b64, hub_keys.sealing_b64, tenants=[TENANT])
     return svc
 
 

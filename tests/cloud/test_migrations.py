@@ -20,8 +20,8 @@ TABLES = {
 
 
 async def test_migrate_creates_the_schema_and_is_idempotent(empty_url: str) -> None:
-    assert await migrate(empty_url) == head_revision() == "0001"
-    assert await migrate(empty_url) == "0001"
+    assert await migrate(empty_url) == head_revision() == "0002"
+    assert await migrate(empty_url) == "0002"
     db = Database(make_engine(empty_url))
     try:
         async with db.read() as conn:
@@ -44,7 +44,7 @@ async def test_store_refuses_an_unmigrated_database(empty_url: str) -> None:
     with pytest.raises(SchemaError, match="lockhub cloud migrate") as caught:
         await CloudStore.open(empty_url)
     assert isinstance(caught.value, CloudError)
-    assert (caught.value.current, caught.value.head) == (None, "0001")
+    assert (caught.value.current, caught.value.head) == (None, "0002")
 
 
 async def test_store_refuses_a_database_at_another_revision(empty_url: str) -> None:

@@ -130,7 +130,10 @@ async def cloud(
     """The API with hub ``hub-0001`` registered and keys for tenants ``acme`` and ``other``."""
     async with await CloudStore.open(database_url, now=clock) as store:
         service = CloudService(store, cloud_signer, now=clock)
-        await service.add_hub(HUB_ID, hub_keys.signing_public, hub_keys.sealing_public)
+        # The hub serves acme only: "other" cannot create windows on it.
+        await service.add_hub(
+            HUB_ID, hub_keys.signing_public, hub_keys.sealing_public, tenants=["acme"]
+        )
         keys = {tenant: await service.create_api_key(tenant) for tenant in ("acme", "other")}
         published: list[list[Outgoing]] = []
         ready = {"store": True, "mqtt": True}

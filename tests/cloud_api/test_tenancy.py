@@ -91,3 +91,15 @@ async def test_neither_keys_nor_codes_reach_the_log(cloud: Cloud) -> None:
     logged = repr(events)
     for secret in (made["code"], cloud.keys["acme"], cloud.keys["other"], "lhk_0_guess"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+async def test_a_tenant_cannot_open_doors_at_a_hub_it_is_not_granted(cloud: Cloud) -> None:
+    other = await cloud.create("other")
+    unknown = await cloud.create("other", hub_id="hub-nowhere")
+    # The same answer as for a hub that does not exist: no probing of other tenants' hubs.
+    assert (other.status, await other.json()) == (unknown.status, await unknown.json())
+    assert other.status == 400
+    assert (await other.json())["field"] == "hub_id"
+    assert cloud.published == []
+    assert (await cloud.create("acme")).status == 201

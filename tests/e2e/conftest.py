@@ -137,7 +137,9 @@ class Deployment:
         )
         config = load_gateway_config(path)
         keys, _ = init_identity(config.hub.state_dir)
-        await self.cloud.service.add_hub(HUB_ID, keys.signing_public, keys.sealing_public)
+        await self.cloud.service.add_hub(
+            HUB_ID, keys.signing_public, keys.sealing_public, tenants=["acme"]
+        )
         hub = self.hub = await build_hub(config, sync_check=lambda: True, sync_settings=FAST)
         await start_hub(hub)
         assert hub.link is not None
