@@ -47,6 +47,7 @@ class CloudWorker:
     client_id: str
     group: str | None
     uniform: Callable[[float, float], float] = random.uniform
+    backoff_cap: float = BACKOFF_CAP_SECONDS
     connected: bool = False
     ingested: int = 0
     _client: aiomqtt.Client | None = None
@@ -70,7 +71,7 @@ class CloudWorker:
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
                 self.connected = False
-                delay = self.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+                delay = self.uniform(0, min(self.backoff_cap, BACKOFF_BASE_SECONDS * 2**attempt))
                 attempt += 1
                 log.warning("cloud.mqtt_lost", error=str(exc), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)

@@ -108,6 +108,8 @@ class Deployment:
         init_cloud_identity(config.cloud.state_dir, CLOUD_KID)
         await migrate(config.cloud.database_url)
         cloud = await build_cloud(config)
+        # Reconnect within a second of a broker restart (production waits up to 30 s).
+        cloud.worker.backoff_cap = 0.5
         worker = asyncio.create_task(cloud.worker.run())
         self.tasks.append(worker)
 

@@ -85,12 +85,15 @@ async def test_deliveries_made_while_the_broker_is_down_arrive_exactly_once_in_o
     head = await hub.store.chain_head()
 
     async def all_arrived() -> bool:
+        # The hub goes on recording (the lock relocks), so the cloud may hold more.
         state = await cloud.store.chain_state(HUB_ID)
-        return state.next_seq == head.seq + 1
+        return state.next_seq > head.seq
 
     await eventually(all_arrived, "every record to reach the cloud and chain")
     stored = await cloud.store.records(HUB_ID)
-    assert [r.seq for r in stored] == list(range(1, head.seq + 1))  # once each, in order
+    seqs = [r.seq for r in stored]
+    assert seqs == list(range(1, len(seqs) + 1))  # once each, in order, no gap
+    assert len(seqs) >= head.seq
     verify_chain([r.payload for r in stored])
     pods = [r for r in stored if r.type == "pod.recorded"]
     assert len(pods) == 1000
