@@ -98,3 +98,30 @@ async def test_deliveries_made_while_the_broker_is_down_arrive_exactly_once_in_o
     pods = [r for r in stored if r.type == "pod.recorded"]
     assert len(pods) == 1000
     await eventually(lambda: hub_outbox_empty(hub), "the acks to empty the hub's outbox")
+
+
+async def test_two_cloud_workers_on_one_shared_subscription_store_every_record_once(
+    deployment: Deployment,
+) -> None:
+    first = await deployment.start_cloud("lockhub-cloud")
+    second = await deployment.start_cloud("lockhub-cloud-2")
+    hub = await deployment.start_hub()
+    code = await open_window(first, hub, "task-3", max_uses=None)
+    deployment.broker.stop()  # a backlog, so both workers get a share when it drains
+    for _ in range(300):
+        assert (await deployment.unlock(code))[0] == 200
+    deployment.broker.start()
+    head = await hub.store.chain_head()
+
+    async def all_arrived() -> bool:
+        return (await first.store.chain_state(HUB_ID)).next_seq > head.seq
+
+    await eventually(all_arrived, "every record to reach the cloud and chain")
+    stored = await first.store.records(HUB_ID)
+    seqs = [r.seq for r in stored]
+    assert seqs == list(range(1, len(seqs) + 1))
+    verify_chain([r.payload for r in stored])
+    assert first.worker.ingested > 0
+    assert second.worker.ingested > 0  # the shared subscription split the work
+    assert first.worker.ingested + second.worker.ingested == len(seqs)
+    await eventually(lambda: hub_outbox_empty(hub), "the acks to empty the hub's outbox")
