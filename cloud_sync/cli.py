@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help and usage errors
         return int(exc.code or EXIT_OK)
     handler: Handler = namespace.handler
+    # Logs go to stderr: stdout carries only what a command prints (an API key, JSON).
+    configure_logging("info", "auto")
     try:
         return handler(namespace)
     except ConfigError as exc:
@@ -163,6 +165,5 @@ def _keys_create(namespace: argparse.Namespace) -> int:
 
 def _run(namespace: argparse.Namespace) -> int:
     config = _load(namespace)
-    configure_logging("info", "auto")
     asyncio.run(run_cloud(config))
     return EXIT_OK

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help, --version and usage errors
         return _exit_code(exc)
     handler: Handler = namespace.handler
+    # Logs go to stderr: stdout carries only what a command prints (JSON for identity).
+    configure_logging("info", "auto")
     try:
         return handler(namespace)
     except ConfigError as exc:

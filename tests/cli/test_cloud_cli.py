@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +71,24 @@ def test_cloud_cli_reads_process_arguments(
     monkeypatch.setattr(sys, "argv", ["lockhub cloud", "--help"])
     assert cloud_main() == 0
     assert "usage: lockhub cloud" in capsys.readouterr().out
+
+
+def test_keys_create_prints_only_the_key_on_stdout(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LOCKHUB_CLOUD_CLOUD__STATE_DIR": str(tmp_path),
+        "LOCKHUB_CLOUD_CLOUD__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cloud.db",
+    }
+    base = [sys.executable, "-m", "gateway.cli", "cloud"]
+    for command in (["init"], ["migrate"], ["keys", "create", "--tenant", "acme"]):
+        done = subprocess.run(
+            [*base, *command, "--config", str(CLOUD_EXAMPLE)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"lhk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n", done.stdout)
+    assert "api_key.created" in done.stderr
