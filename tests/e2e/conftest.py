@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from cloud_sync.api import build_cloud_app
 from cloud_sync.config import load_cloud_config
 from cloud_sync.daemon import Cloud, build_cloud
 from cloud_sync.identity import init_cloud_identity, load_cloud_identity
@@ -164,6 +165,18 @@ class Deployment:
 
         self.cleanups.append(close)
         return hub
+
+    async def serve_cloud_api(self) -> tuple[str, str]:
+        """Serve the first worker's REST API; return its URL and an API key for ``acme``."""
+        assert self.cloud is not None
+        cloud = self.cloud
+        app = build_cloud_app(cloud.service, cloud.worker.publish_later, ready=cloud.ready)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self.cleanups.append(runner.cleanup)
+        return f"http://127.0.0.1:{port}", await cloud.service.create_api_key("acme")
 
     async def unlock(self, code: str) -> tuple[int, dict[str, Any]]:
         """A courier's code at the hub's local API."""

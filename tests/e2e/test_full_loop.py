@@ -9,6 +9,7 @@ import pytest
 
 from cloud_sync.daemon import Cloud
 from cloud_sync.protocol.chain import verify_chain
+from cloud_sync.protocol.messages import rfc3339
 from gateway.daemon import Hub
 
 from .conftest import HUB_ID, Deployment, eventually
@@ -46,7 +47,30 @@ async def test_a_delivery_flows_from_the_cloud_to_the_door_and_back(
 ) -> None:
     cloud = await deployment.start_cloud()
     hub = await deployment.start_hub()
-    code = await open_window(cloud, hub, "task-1", max_uses=1)
+    api, key = await deployment.serve_cloud_api()
+    now = datetime.now(UTC)
+    request = {
+        "task_id": "task-1",
+        "hub_id": HUB_ID,
+        "lock_id": "front-door",
+        "max_uses": 1,
+        "starts_at": rfc3339(now - timedelta(minutes=1)),
+        "ends_at": rfc3339(now + timedelta(hours=1)),
+    }
+    assert deployment.http is not None
+    async with deployment.http.post(
+        f"{api}/v1/acme/locks/access-windows",
+        json=request,
+        headers={"Authorization": f"Bearer {key}"},
+    ) as response:
+        assert response.status == 201
+        created = await response.json()
+    code = created["code"]
+
+    async def applied() -> bool:
+        return hub.engine.cache.get(created["window_id"]) is not None
+
+    await eventually(applied, "the hub to apply the window the cloud API created")
 
     status, body = await deployment.unlock(code)
     assert status == 200
