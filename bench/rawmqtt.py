@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 HOST = "127.0.0.1"
 # Connecting and subscribing to a local broker takes milliseconds; a bound keeps a broken
@@ -26,9 +27,7 @@ RUN_SECONDS = 120.0
 def client(port: int, name: str, inflight: int = 20) -> Iterator[mqtt.Client]:
     """A connected paho client with its network thread running; ``inflight`` QoS 1 at once."""
     connected = threading.Event()
-    c = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311
-    )
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311)
     c.max_inflight_messages_set(inflight)
     c.max_queued_messages_set(0)  # unbounded: the publisher queues everything at once
     c.on_connect = lambda *_: connected.set()

@@ -243,7 +243,7 @@ class HubLink:
                 continue
             newly += await self._store.ack(ack.body.acked)
             self.last_ack_at = self._monotonic()
-            self.pump.acked()
+            self.pump.acked(max((last for _, last in ack.body.acked), default=0))
         log.debug("sync.acked", records=newly)
         return newly
 

@@ -62,13 +62,26 @@ class OutboxPump:
         self._monotonic = monotonic
         self._changed = asyncio.Event()
         self._progress = monotonic()
+        self._highest_acked = 0
+        # The oldest outstanding seq seen behind a later ack, and since when.
+        self._hole: tuple[int, float] | None = None
         self.published_records = 0
         self.resends = 0
 
-    def acked(self) -> None:
-        """A verified ack freed part of the window: look again, restart the stall timer."""
+    def acked(self, last_seq: int = 0) -> None:
+        """A verified ack (up to ``last_seq``) freed part of the window: look again."""
+        self._highest_acked = max(self._highest_acked, last_seq)
         self._progress = self._monotonic()
         self._changed.set()
+
+    def _hole_deadline(self, oldest: int) -> float | None:
+        """When to resend because ``oldest`` sits behind a later ack; None if it does not."""
+        if self._highest_acked <= oldest:
+            self._hole = None
+            return None
+        if self._hole is None or self._hole[0] != oldest:
+            self._hole = (oldest, self._monotonic())
+        return self._hole[1] + self._settings.hole_resend_after
 
     async def run(self, publish: Publish) -> None:
         """Publish from the oldest unacked record on; returns never, raises what publish raises."""
@@ -79,9 +92,12 @@ class OutboxPump:
             head = (await self._store.chain_head()).seq
             pending = await self._store.unacked(settings.window + settings.batch_size)
             out = [r for r in pending if r.seq <= cursor]
-            if out and self._monotonic() - self._progress >= settings.resend_after:
+            hole_at = self._hole_deadline(out[0].seq) if out else None
+            now = self._monotonic()
+            stalled = out and now - self._progress >= settings.resend_after
+            if stalled or (hole_at is not None and now >= hole_at):
                 log.warning("sync.resend", from_seq=out[0].seq, outstanding=len(out))
-                cursor, self._progress = 0, self._monotonic()
+                cursor, self._progress, self._hole = 0, self._monotonic(), None
                 self.resends += 1
                 continue
             room = max(0, settings.window - len(out))
@@ -92,6 +108,8 @@ class OutboxPump:
                 cursor = await self._publish(publish, fresh)
                 continue
             resend_at = self._progress + settings.resend_after if out else None
+            if hole_at is not None and resend_at is not None:
+                resend_at = min(resend_at, hole_at)
             await self._wait(head, resend_at)
 
     async def _publish(self, publish: Publish, fresh: list[StoredRecord]) -> int:

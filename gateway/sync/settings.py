@@ -27,6 +27,11 @@ STABLE_CONNECTION_SECONDS = 30.0
 # No ack for this long while records are out: resend from the oldest unacked (an ack or a
 # batch was lost, e.g. the cloud crashed between storing and acking). The cloud is idempotent.
 RESEND_AFTER_SECONDS = 60.0
+# A later record was acked but the oldest outstanding one was not: its message was lost
+# between the broker and the cloud (a cloud crash before its commit, a broker killed with the
+# message queued). Resend from it after this long; two workers may ack out of order for a
+# moment, so not at once.
+HOLE_RESEND_SECONDS = 5.0
 # How often the pump looks at the chain head for new records: an in-memory read, no I/O.
 POLL_SECONDS = 0.2
 # Depth check and alert; a count over a big outbox costs tens of milliseconds.
@@ -48,6 +53,7 @@ class SyncSettings:
     backoff_cap: float = BACKOFF_CAP_SECONDS
     stable_after: float = STABLE_CONNECTION_SECONDS
     resend_after: float = RESEND_AFTER_SECONDS
+    hole_resend_after: float = HOLE_RESEND_SECONDS
     poll: float = POLL_SECONDS
     outbox_check: float = OUTBOX_CHECK_SECONDS
     purge_interval: float = PURGE_INTERVAL_SECONDS

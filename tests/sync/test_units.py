@@ -13,6 +13,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud_sync.protocol.b64 import b64url_decode
 from cloud_sync.protocol.envelope import MAX_BATCH_BYTES, encode_batch
 from gateway.config import load_gateway_config
 from gateway.errors import ConfigError
@@ -25,7 +26,7 @@ from gateway.sync.client import (
     tls_parameters,
 )
 from gateway.sync.link import first_exit
-from gateway.sync.outbox import OutboxWatch, split_batches
+from gateway.sync.outbox import OutboxPump, OutboxWatch, split_batches
 from gateway.sync.settings import SyncSettings
 
 from .cloud import eventually
@@ -207,3 +208,33 @@ def test_mqtts_urls_use_tls_with_the_configured_files(tmp_path: Path) -> None:
     )
     path.write_text(config_text(""))
     assert tls_parameters(load_gateway_config(path, env={}).mqtt) is None
+
+
+async def test_a_record_lost_behind_later_acks_is_resent_without_waiting_for_a_stall(
+    make_hub: HubFactory,
+) -> None:
+    # A long stall timer, a short hole timer: only the hole rule can resend here.
+    settings = SyncSettings(batch_size=5, resend_after=3600.0, hole_resend_after=0.05, poll=0.01)
+    async with make_hub("mqtt://127.0.0.1:1", link=False) as hub:
+        store = hub.hub.store
+        pump = OutboxPump(store, settings)
+        sent: list[int] = []
+
+        async def publish(payload: bytes) -> None:
+            sent.extend(json.loads(b64url_decode(e["payload"]))["seq"] for e in json.loads(payload))
+
+        task = asyncio.create_task(pump.run(publish))
+        try:
+            await hub.add_records(10, together=True)
+            head = (await store.chain_head()).seq
+            await eventually(lambda: head in sent, "the first publish")
+            first = sent.index(1)
+            # The cloud stored and acked everything after seq 1: seq 1's message was lost.
+            await store.ack([(2, head)])
+            pump.acked(head)
+            await eventually(lambda: sent.count(1) == 2, "seq 1 resent")
+            assert sent[first + 1 :].count(1) == 1
+            assert pump.resends == 1
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
