@@ -14,6 +14,7 @@ from aiohttp import web
 
 from cloud_sync.protocol.messages import rfc3339
 
+from .httpbody import read_body
 from .store import WindowRow
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class AdminApi:
 
     async def commands(self, request: web.Request) -> web.Response:
         """POST /v1/admin/commands: a signed command batch, verified like one from MQTT."""
-        from .api import MAX_ADMIN_BODY, read_body  # noqa: PLC0415 - avoids an import cycle
+        from .api import MAX_ADMIN_BODY  # noqa: PLC0415 - avoids an import cycle
 
         data = await read_body(request, MAX_ADMIN_BODY)
         results = await self.parts.intake.handle(data)

@@ -32,6 +32,7 @@ from .access.engine import (
     UnlockResult,
 )
 from .access.intake import CommandIntake
+from .httpbody import read_body
 from .metrics import Registry
 
 log = structlog.get_logger(__name__)
@@ -75,23 +76,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:  # the last resort: a JSON 500, the details in the log
         log.exception("api.failed", path=request.path)
         return problem(500, "internal_error")
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, or 413 once it passes ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = bytearray()
-    # read(n) returns what has arrived so far, up to n bytes: a body split over several TCP
-    # segments needs several reads.
-    while len(raw) <= limit:
-        chunk = await request.content.read(limit + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
-    return bytes(raw)
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:

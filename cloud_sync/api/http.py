@@ -20,6 +20,7 @@ from cloud_sync.errors import (
 from cloud_sync.protocol import jsoncodec
 from cloud_sync.protocol.errors import MalformedError
 from cloud_sync.service import CloudService
+from gateway.httpbody import read_body
 
 log = structlog.get_logger(__name__)
 
@@ -115,22 +116,6 @@ def authenticate(service: CloudService) -> Callable[..., Awaitable[web.StreamRes
         return await handler(request)
 
     return guard
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, or 413 once it passes ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    raw = bytearray()
-    # read(n) returns what has arrived so far: a body over several TCP segments needs more.
-    while len(raw) <= limit:
-        chunk = await request.content.read(limit + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
-    return bytes(raw)
 
 
 async def read_object(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
