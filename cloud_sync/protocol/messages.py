@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
-
-from . import jsoncodec
 from .commands import (
     COMMAND_ADAPTER,
     COMMAND_TYPES,
@@ -40,7 +35,6 @@ from .control import (
     window_set_digest,
 )
 from .fields import PROTOCOL_VERSION, rfc3339
-from .ids import new_ulid
 from .payload import decode
 from .records import (
     RECORD_ADAPTER,
@@ -123,34 +117,10 @@ __all__ = [
     "decode_record",
     "decode_status",
     "hello_payload",
-    "record_payload",
     "rfc3339",
     "status_payload",
     "window_set_digest",
 ]
-
-
-def record_payload(
-    *,
-    type: str,  # noqa: A002 - the wire field is called "type"
-    hub_id: str,
-    seq: int,
-    issued_at: datetime,
-    body: Mapping[str, Any],
-    record_id: str | None = None,
-) -> bytes:
-    """Build a record's exact payload bytes without validating the body (see build_record)."""
-    return jsoncodec.dumps(
-        {
-            "v": PROTOCOL_VERSION,
-            "type": type,
-            "id": record_id or new_ulid(),
-            "hub_id": hub_id,
-            "seq": seq,
-            "issued_at": rfc3339(issued_at),
-            "body": dict(body),
-        }
-    )
 
 
 def decode_command(payload: bytes) -> Command:

@@ -245,7 +245,7 @@ def build_record(
     body: RecordBody | Mapping[str, Any],
     record_id: str | None = None,
 ) -> bytes:
-    """Like ``messages.record_payload`` but validates every field; raise MalformedError."""
+    """Build and validate a record's payload bytes; raise MalformedError on a bad field."""
     members = frame(
         type_=type,
         hub_id=hub_id,

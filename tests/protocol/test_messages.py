@@ -19,7 +19,6 @@ from cloud_sync.protocol import (
     decode_status,
     hello_payload,
     jsoncodec,
-    record_payload,
     rfc3339,
     status_payload,
     window_set_digest,
@@ -44,13 +43,6 @@ def test_record_round_trip(type_: str) -> None:
     decoded = decode_record(record(type_, seq=4))
     assert (decoded.type, decoded.seq, decoded.body.prev_hash) == (type_, 4, GENESIS_HASH)
     assert jsoncodec.loads(record(type_))["body"] == RECORD_BODIES[type_]
-
-
-def test_record_payload_stays_compatible_with_decode() -> None:
-    payload = record_payload(
-        type="hub.alert", hub_id=HUB, seq=1, issued_at=NOW, body=RECORD_BODIES["hub.alert"]
-    )
-    assert decode_record(payload).type == "hub.alert"
 
 
 def test_builders_take_models() -> None:
