@@ -47,6 +47,8 @@ STOP_SECONDS = 15.0
 # commit waits for the hub's stall resend (RESEND_AFTER_SECONDS of no ack), so the bound
 # covers one resend plus the hub's reconnect backoff.
 SETTLE_SECONDS = RESEND_AFTER_SECONDS + 60.0
+# How long the settled state must hold before the loop counts as settled.
+QUIET_SECONDS = 1.0
 # One unlock through the local API: a sim lock answers in milliseconds.
 UNLOCK_TIMEOUT = aiohttp.ClientTimeout(total=10)
 POLL_SECONDS = 0.05
@@ -98,6 +100,8 @@ format = "json"
 [[locks]]
 id = "{lock}"
 driver = "sim"
+# The relock after the last unlock is a record too; it must come before the loop settles.
+options = {{ auto_relock_after = 0.3 }}
 """
 
 
@@ -429,6 +433,7 @@ class Site:
         """Wait until the hub's outbox is empty and the cloud chained up to the hub's head."""
         assert self.store is not None
         deadline = time.monotonic() + within
+        settled_at = -1
         while True:
             self.hub.check_alive()
             self.cloud.check_alive()
@@ -436,7 +441,14 @@ class Site:
             state = await self.store.chain_state(HUB_ID)
             head: int = outbox["head"]["seq"]
             if outbox["depth"] == 0 and state.next_seq == head + 1:
-                return head
+                if head == settled_at:
+                    return head
+                # Settled once; settled again a quiet second later means nothing is still due
+                # (a relock, a status record) that would land after the check.
+                settled_at = head
+                await asyncio.sleep(QUIET_SECONDS)
+                continue
+            settled_at = -1
             if time.monotonic() > deadline:
                 pytest.fail(
                     f"not settled after {within} s: hub head {head}, outbox {outbox}, "
