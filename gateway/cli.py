@@ -39,6 +39,10 @@ DELEGATED = {
 }
 
 Handler = Callable[[argparse.Namespace], int]
+# `lockhub gateway pair <vendor>`: the words (lockcli.PAIR_DRIVERS maps them to drivers).
+PAIR_VENDORS = ("nuki", "nuki-bridge", "yale", "yale-cloud", "schlage")
+# A scan longer than 5 minutes is a mistake (the adapter is the hub's to use).
+MAX_SCAN_SECONDS = 300.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_command(commands, "identity", "print this hub's id and public keys as JSON", _identity)
     _add_command(commands, "run", "run the hub daemon in the foreground (until SIGTERM)", _run)
+    scan = _add_command(
+        commands, "scan", "look for Bluetooth locks nearby (stop the daemon first)", _scan
+    )
+    scan.add_argument("--seconds", type=float, default=10.0, help="how long to listen (10)")
+    scan.add_argument("--all", action="store_true", help="list every device heard, not only locks")
+    scan.add_argument("--json", action="store_true", help="print JSON")
+    locks = _add_command(
+        commands, "locks", "show the state of every configured lock (asks the daemon)", _locks
+    )
+    locks.add_argument("--json", action="store_true", help="print JSON")
+    pair = _add_command(
+        commands, "pair", "pair a configured lock with this hub (stop the daemon first)", _pair
+    )
+    pair.add_argument("vendor", choices=sorted(PAIR_VENDORS), help="which pairing procedure")
+    pair.add_argument("--lock", required=True, metavar="ID", help="the lock's id in the config")
     groups.add_parser("cloud", help="the cloud side (lockhub cloud --help)", add_help=False)
     groups.add_parser("demo", help="run the local demo (lockhub demo --help)", add_help=False)
     return parser
@@ -90,7 +109,7 @@ def _add_command(
     name: str,
     summary: str,
     handler: Handler,
-) -> None:
+) -> argparse.ArgumentParser:
     command = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
     command.add_argument(
         "--config",
@@ -99,6 +118,7 @@ def _add_command(
         help=f"hub config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})",
     )
     command.set_defaults(handler=handler)
+    return command
 
 
 def _config_path(namespace: argparse.Namespace) -> Path:
@@ -146,6 +166,38 @@ def _run(namespace: argparse.Namespace) -> int:
     except StoreError as exc:
         _report([f"the hub's store failed: {exc}"])
         return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _scan(namespace: argparse.Namespace) -> int:
+    from .lockcli import print_scan, scan  # noqa: PLC0415 - bleak only for this command
+
+    if not 0 < namespace.seconds <= MAX_SCAN_SECONDS:
+        _report([f"--seconds must be between 0 and {MAX_SCAN_SECONDS:g}"])
+        return EXIT_USAGE
+    rows = asyncio.run(scan(_load(namespace), namespace.seconds, show_all=namespace.all))
+    print_scan(rows, as_json=namespace.json)
+    return EXIT_OK
+
+
+def _locks(namespace: argparse.Namespace) -> int:
+    from .lockcli import fetch_locks, print_locks  # noqa: PLC0415
+
+    print_locks(asyncio.run(fetch_locks(_load(namespace))), as_json=namespace.json)
+    return EXIT_OK
+
+
+def _pair(namespace: argparse.Namespace) -> int:
+    from .lockcli import pair  # noqa: PLC0415
+
+    path = _config_path(namespace)
+    config = load_gateway_config(path)
+    try:
+        summary = asyncio.run(pair(config, namespace.vendor, namespace.lock, str(path)))
+    except KeyboardInterrupt:
+        _report(["pairing interrupted; nothing was saved"])
+        return EXIT_FAILURE
+    print(summary)
     return EXIT_OK
 
 

@@ -147,6 +147,15 @@ class AccessSection(Section):
         return self
 
 
+class BleSection(Section):
+    """``[ble]``: the Bluetooth adapter the hub owns for its BLE locks."""
+
+    # Links held open at once; a Pi's controller holds a few, a USB dongle more.
+    connection_slots: int = Field(default=2, ge=1, le=10)
+    # Seconds a link stays open after its last use (each connected second costs lock battery).
+    idle_disconnect_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
 class LogSection(Section):
     """``[log]``: level and output format (auto: JSON unless on a terminal)."""
 
@@ -165,6 +174,7 @@ class GatewayConfig(Section):
     access: AccessSection = Field(default_factory=AccessSection)
     log: LogSection = Field(default_factory=LogSection)
     sync: SyncSection = Field(default_factory=SyncSection)
+    ble: BleSection = Field(default_factory=BleSection)
 
     @model_validator(mode="after")
     def _unique_lock_ids(self) -> Self:

@@ -35,6 +35,8 @@ from .config import GatewayConfig
 from .errors import GatewayError
 from .hubmetrics import hub_metrics
 from .identity import load_identity
+from .locks.adapter import BleProvider
+from .locks.callbacks import CallbackRegistry
 from .locks.coordinator import LockCoordinator
 from .locks.driver import LockDriver, LockError
 from .locks.registry import build_driver
@@ -66,6 +68,8 @@ class Hub:
     coordinators: dict[str, LockCoordinator] = field(default_factory=dict)
     drivers: dict[str, LockDriver] = field(default_factory=dict)
     started: bool = False
+    callbacks: CallbackRegistry = field(default_factory=CallbackRegistry)
+    ble: BleProvider | None = None
     # The MQTT link; readiness does not wait for it (the hub works offline): its state is in
     # /metrics and in the retained status message instead.
     link: HubLink | None = None
@@ -115,10 +119,12 @@ async def build_hub(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     source: str = "config",
     sync_settings: SyncSettings | None = None,
+    ble: BleProvider | None = None,
 ) -> Hub:
     """Open the store and build every part (nothing runs yet); ``source`` names the config.
 
-    ``sync_settings`` replaces the link's settings from ``[sync]`` (tests shorten timings).
+    ``sync_settings`` replaces the link's settings from ``[sync]`` (tests shorten timings);
+    ``ble`` replaces the Bluetooth adapter (tests pass one on a fake bleak backend).
     """
     keys = load_identity(config.hub.state_dir)
     clock = TrustedClock(
@@ -126,8 +132,19 @@ async def build_hub(
     )
     # Drivers first: a config naming a driver this version lacks must fail before the store
     # opens (an open store's worker thread would keep the failed process alive).
+    callbacks = CallbackRegistry()
+    ble = ble or BleProvider(config.ble)
     drivers = {
-        s.id: build_driver(s, now=clock.now, sleep=sleep, source=source) for s in config.locks
+        s.id: build_driver(
+            s,
+            now=clock.now,
+            sleep=sleep,
+            source=source,
+            state_dir=config.hub.state_dir,
+            callbacks=callbacks,
+            ble=ble.transport,
+        )
+        for s in config.locks
     }
     store = await Store.open(
         config.hub.state_dir / STORE_FILE,
@@ -161,7 +178,7 @@ async def build_hub(
         keys=command_keys,
         monotonic=monotonic,
     )
-    hub = Hub(config, store, clock, engine, intake, drivers=drivers)
+    hub = Hub(config, store, clock, engine, intake, drivers=drivers, callbacks=callbacks, ble=ble)
     hub.link = HubLink(
         mqtt=config.mqtt,
         protocol=config.mqtt.protocol,
@@ -185,6 +202,8 @@ async def start_hub(hub: Hub) -> None:
     """Load state and start the lock coordinators."""
     await hub.engine.start()
     await hub.intake.start()
+    if hub.ble is not None:
+        await hub.ble.start()
     for coordinator in hub.coordinators.values():
         await coordinator.start()
         # Know each lock's state from the start; a lock out of reach now is not fatal.
@@ -198,6 +217,8 @@ async def stop_hub(hub: Hub) -> None:
     await hub.engine.stop()
     for coordinator in hub.coordinators.values():
         await coordinator.stop()
+    if hub.ble is not None:
+        await hub.ble.stop()
     with contextlib.suppress(StoreError):
         await hub.store.kv_set(FLOOR_KV_KEY, format_floor(hub.clock.floor()))
     await hub.store.close()

@@ -65,6 +65,10 @@ BACKOFF_JITTER = 0.5
 BREAKER_THRESHOLD = 5
 # Then calls fail fast for 30 s instead of tying up the adapter, and one trial call probes.
 BREAKER_COOLDOWN = 30.0
+# A driver that cannot start (bridge down, vendor cloud away at boot) is retried in the
+# background from 5 s, doubling to 5 min: the hub runs its other locks meanwhile.
+START_RETRY_INITIAL = 5.0
+START_RETRY_MAX = 300.0
 
 _BOLT = {
     EventKind.UNLOCKED: LockState.UNLOCKED,
@@ -101,6 +105,13 @@ class LockCoordinator:
         self._battery: int | None = None
         self._door = DoorState.UNKNOWN
         self._consumer: asyncio.Task[None] | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self._driver_started = False
+
+    @property
+    def driver_started(self) -> bool:
+        """True once the driver's ``start()`` succeeded."""
+        return self._driver_started
 
     @property
     def lock_id(self) -> str:
@@ -129,22 +140,57 @@ class LockCoordinator:
         return self._breaker.state
 
     async def start(self) -> None:
-        """Start the driver, then deliver its events to ``on_event`` in order."""
+        """Start the driver and deliver its events to ``on_event`` in order.
+
+        A driver that cannot start now (LockError or a timeout) leaves the lock unreachable
+        and is retried in the background; the hub's other locks are not held up.
+        """
         if self._consumer is not None:
             raise RuntimeError(f"lock {self.lock_id}: coordinator already started")
+        self._consumer = asyncio.create_task(self._consume(), name=f"lock-events:{self.lock_id}")
+        try:
+            await self._start_driver()
+        except LockError as exc:
+            self._reachable = False
+            log.warning("lock.start_failed", lock_id=self.lock_id, error=str(exc))
+            self._starter = asyncio.create_task(
+                self._keep_starting(), name=f"lock-start:{self.lock_id}"
+            )
+
+    async def _start_driver(self) -> None:
         try:
             await _within(self._sleep, START_TIMEOUT, self._driver.start())
         except TimeoutError:
             raise LockUnreachableError(f"lock {self.lock_id}: start timed out") from None
-        self._consumer = asyncio.create_task(self._consume(), name=f"lock-events:{self.lock_id}")
+        self._driver_started = True
+
+    async def _keep_starting(self) -> None:
+        delay = START_RETRY_INITIAL
+        while True:
+            await self._sleep(delay)
+            try:
+                async with self._busy:
+                    await self._start_driver()
+            except LockError as exc:
+                delay = min(delay * 2, START_RETRY_MAX)
+                log.info("lock.start_retry", lock_id=self.lock_id, error=str(exc), next_in=delay)
+                continue
+            self._reachable = True
+            log.info("lock.started", lock_id=self.lock_id)
+            return
 
     async def stop(self) -> None:
         """Stop the driver and let queued events reach ``on_event`` (for up to STOP_TIMEOUT)."""
+        starter, self._starter = self._starter, None
+        if starter is not None:
+            starter.cancel()
+            await asyncio.gather(starter, return_exceptions=True)
         consumer, self._consumer = self._consumer, None
         try:
             await _within(self._sleep, STOP_TIMEOUT, self._driver.stop())
         except (TimeoutError, LockError) as exc:
             log.warning("lock.stop_failed", lock_id=self.lock_id, step="driver", error=repr(exc))
+        self._driver_started = False
         if consumer is None:
             return
         try:

@@ -1,11 +1,17 @@
-"""Build a lock's driver from its ``[[locks]]`` section; adding a driver is one line in DRIVERS."""
+"""Build a lock's driver from its ``[[locks]]`` section; adding a driver is one line in DRIVERS.
+
+Vendor drivers are imported only when a config names them, so a hub with only simulated (or
+only Nuki) locks never imports the other vendors' libraries.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -14,8 +20,13 @@ from cloud_sync.protocol.tomlconfig import Section
 
 from ..config import LockSection
 from ..errors import ConfigError
+from .callbacks import CallbackRegistry
+from .credentials import CredentialStore
 from .driver import LockDriver
 from .sim import SimLock
+
+if TYPE_CHECKING:
+    from .ble.transport import BleTransport
 
 # The source named in errors when the caller does not pass the config file's path.
 DEFAULT_SOURCE = "config"
@@ -27,11 +38,33 @@ MAX_SIM_KEYPAD_SLOTS = 1000
 
 @dataclass(frozen=True, slots=True)
 class DriverContext:
-    """What every driver factory gets besides its section: clocks and the config's name."""
+    """What every driver factory gets besides its section.
+
+    ``state_dir`` holds the hub's state (credentials live under it); ``callbacks`` routes
+    bridge callbacks from the local API; ``ble`` gives the one shared BLE transport (created on
+    first use: one process owns the adapter).
+    """
 
     now: Callable[[], datetime]
     sleep: Callable[[float], Awaitable[None]]
     source: str
+    state_dir: Path | None = None
+    callbacks: CallbackRegistry = field(default_factory=CallbackRegistry)
+    ble: Callable[[], BleTransport] | None = None
+
+    def credentials(self) -> CredentialStore:
+        """The encrypted per-lock credential store in ``state_dir``."""
+        if self.state_dir is None:
+            raise ConfigError(
+                self.source, [f"{self.source}: hub.state_dir is needed for lock credentials"]
+            )
+        return CredentialStore.open(self.state_dir)
+
+    def ble_transport(self) -> BleTransport:
+        """The shared BLE transport; ConfigError when this hub has none."""
+        if self.ble is None:
+            raise ConfigError(self.source, [f"{self.source}: BLE drivers need a Bluetooth adapter"])
+        return self.ble()
 
 
 OptionsT = TypeVar("OptionsT", bound=Section)
@@ -64,9 +97,35 @@ def _build_sim(section: LockSection, context: DriverContext) -> LockDriver:
     )
 
 
-DRIVERS: dict[str, DriverFactory] = {
+# Each driver: its factory, or "module:function" imported when a config names the driver.
+DRIVERS: dict[str, DriverFactory | str] = {
     "sim": _build_sim,
+    "nuki_ble": "gateway.locks.ble.nuki.driver:build",
+    "nuki_bridge": "gateway.locks.bridges.nuki_bridge:build",
+    "yale_ble": "gateway.locks.ble.yale:build",
+    "yale_cloud": "gateway.locks.bridges.yale_cloud:build",
+    "schlage": "gateway.locks.bridges.schlage:build",
 }
+
+
+def _factory(name: str, source: str, lock_id: str) -> DriverFactory:
+    entry = DRIVERS.get(name)
+    if entry is None or not isinstance(entry, str):
+        if entry is None:
+            available = ", ".join(sorted(DRIVERS))
+            what = f"unknown driver {name!r} (available: {available})"
+            raise ConfigError(source, [f"{source}: locks[{lock_id}].driver: {what}"])
+        return entry
+    module_name, _, function = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        what = (
+            f"driver {name!r} needs a library that is not installed ({exc.name}); "
+            "install lockhub with the 'ble' and 'vendors' extras"
+        )
+        raise ConfigError(source, [f"{source}: locks[{lock_id}].driver: {what}"]) from None
+    return cast(DriverFactory, getattr(module, function))
 
 
 def build_driver(
@@ -75,17 +134,21 @@ def build_driver(
     now: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[None]],
     source: str = DEFAULT_SOURCE,
+    state_dir: Path | None = None,
+    callbacks: CallbackRegistry | None = None,
+    ble: Callable[[], BleTransport] | None = None,
 ) -> LockDriver:
     """The driver for ``section``; ConfigError naming ``locks[<id>]...`` when it cannot be built."""
-    factory = DRIVERS.get(section.driver)
-    if factory is None:
-        available = ", ".join(sorted(DRIVERS))
-        what = (
-            f"driver {section.driver!r} is not available in this version yet"
-            f" (available: {available})"
-        )
-        raise ConfigError(source, [f"{source}: locks[{section.id}].driver: {what}"])
-    return factory(section, DriverContext(now=now, sleep=sleep, source=source))
+    factory = _factory(section.driver, source, section.id)
+    context = DriverContext(
+        now=now,
+        sleep=sleep,
+        source=source,
+        state_dir=state_dir,
+        callbacks=callbacks if callbacks is not None else CallbackRegistry(),
+        ble=ble,
+    )
+    return factory(section, context)
 
 
 def parse_options(model: type[OptionsT], section: LockSection, source: str) -> OptionsT:

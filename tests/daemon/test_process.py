@@ -103,7 +103,7 @@ def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
         assert secret not in logged
 
 
-def test_a_driver_this_version_lacks_exits_78_naming_the_field(tmp_path: Path) -> None:
+def test_a_lock_missing_its_options_exits_78_naming_the_field(tmp_path: Path) -> None:
     config = write_config(tmp_path, port=free_port(), driver="nuki_ble")
     assert lockhub("init", "--config", str(config)).returncode == 0
     try:
@@ -119,4 +119,5 @@ def test_a_driver_this_version_lacks_exits_78_naming_the_field(tmp_path: Path) -
     except subprocess.TimeoutExpired:
         pytest.fail("the process hung after its config error")
     assert result.returncode == 78
-    assert "locks[front-door].driver: driver 'nuki_ble' is not available" in result.stderr
+    # A Nuki lock needs its BLE address: the error names the file and the field.
+    assert "locks[front-door].options.address" in result.stderr

@@ -26,6 +26,8 @@ from gateway.locks.coordinator import (
     BACKOFF_INITIAL,
     BACKOFF_JITTER,
     BREAKER_COOLDOWN,
+    START_RETRY_INITIAL,
+    START_RETRY_MAX,
     START_TIMEOUT,
     STOP_TIMEOUT,
     UNLOCK_TIMEOUT,
@@ -200,13 +202,38 @@ async def test_a_lock_that_never_answers_times_out(fake_clock: FakeClock) -> Non
     assert coordinator.state.state is LockState.UNREACHABLE
 
 
-async def test_start_times_out(fake_clock: FakeClock) -> None:
+async def test_a_driver_that_cannot_start_is_retried_in_the_background(
+    fake_clock: FakeClock,
+) -> None:
     lock = HangingLock("x", now=fake_clock.now)
     lock.start_hangs = True
     coordinator = coordinate(fake_clock, lock)
-    with pytest.raises(LockUnreachableError, match="start timed out"):
-        await run_virtual(fake_clock, coordinator.start())
+    await run_virtual(fake_clock, coordinator.start())
     assert fake_clock.monotonic() >= START_TIMEOUT
+    assert not coordinator.driver_started
+    assert coordinator.state.state is LockState.UNREACHABLE
+    lock.start_hangs = False  # the bridge came back
+    for _ in range(200):
+        if coordinator.driver_started:
+            break
+        await settle()
+        fake_clock.advance(1.0)
+    assert coordinator.driver_started
+    assert fake_clock.monotonic() >= START_TIMEOUT + START_RETRY_INITIAL
+    assert coordinator.state.state is not LockState.UNREACHABLE
+    await coordinator.stop()
+    assert not coordinator.driver_started
+
+
+async def test_stop_cancels_the_start_retries(fake_clock: FakeClock) -> None:
+    lock = HangingLock("x", now=fake_clock.now)
+    lock.start_hangs = True
+    coordinator = coordinate(fake_clock, lock)
+    await run_virtual(fake_clock, coordinator.start())
+    await coordinator.stop()
+    fake_clock.advance(START_RETRY_MAX)
+    await settle()
+    assert not coordinator.driver_started
 
 
 async def test_unreachable_is_retried_with_backoff(fake_clock: FakeClock) -> None:

@@ -72,18 +72,28 @@ def test_bad_values_name_each_field(fake_clock: FakeClock) -> None:
     assert "must be greater than or equal to 1" in str(caught.value)
 
 
-@pytest.mark.parametrize("driver", ["nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud", "schlage"])
-def test_drivers_not_built_yet(fake_clock: FakeClock, driver: str) -> None:
+def test_a_driver_whose_library_is_missing_says_which_extra(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(DRIVERS, "nuki_ble", "lockhub_no_such_module:build")
     with pytest.raises(ConfigError) as caught:
-        build(fake_clock, section(driver))
-    assert caught.value.lines == (
-        f"config: locks[front-door].driver: driver {driver!r} is not available"
-        " in this version yet (available: sim)",
-    )
+        build(fake_clock, section("nuki_ble"))
+    (line,) = caught.value.lines
+    assert line.startswith("config: locks[front-door].driver: driver 'nuki_ble' needs a library")
+    assert "lockhub_no_such_module" in line
+    assert "'ble' and 'vendors' extras" in line
 
 
-def test_every_registered_driver_is_a_config_choice() -> None:
-    assert set(DRIVERS) <= {"sim", "nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud", "schlage"}
+def test_an_unregistered_driver_is_refused(
+    fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(DRIVERS, "schlage")
+    with pytest.raises(ConfigError, match="unknown driver 'schlage'"):
+        build(fake_clock, section("schlage"))
+
+
+def test_every_config_choice_has_a_driver() -> None:
+    assert set(DRIVERS) == {"sim", "nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud", "schlage"}
 
 
 async def test_from_a_config_file(tmp_path: Path, fake_clock: FakeClock) -> None:
