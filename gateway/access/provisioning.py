@@ -37,6 +37,11 @@ log = structlog.get_logger(__name__)
 # (1, 2, 4 s) ride out a busy adapter without holding a window's code back for long.
 PROVISION_ATTEMPTS = 4
 PROVISION_BACKOFF_SECONDS = 1.0
+# After those tries fail on an unreachable lock, the hub keeps trying in the background while
+# the window lasts (a code must reach the lock) or until a stale code is gone (a code left on a
+# keypad past its window is a way in): first after a minute, doubling to every 15 minutes.
+RECHECK_INITIAL_SECONDS = 60.0
+RECHECK_MAX_SECONDS = 900.0
 # Keypad code names are short on every lock we know (Nuki: 20 characters).
 KEYPAD_NAME_LENGTH = 20
 
@@ -66,6 +71,10 @@ class Provisioner:
         self._sleep = sleep
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        # Windows whose lock-side step failed on an unreachable lock, with the next wait.
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
+        self._recheck_delay: dict[str, float] = {}
+        self._retryable: set[str] = set()
 
     def consider(self, row: WindowRow) -> None:
         """Reconcile ``row``'s lock-side state soon (no-op for hub-enforced windows)."""
@@ -89,9 +98,33 @@ class Provisioner:
 
     async def stop(self) -> None:
         """Cancel running reconciles (they resume from the store on the next start)."""
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *self._rechecks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _recheck_later(self, window_id: str) -> None:
+        """Reconcile ``window_id`` again after a growing wait (the lock was unreachable)."""
+        if window_id in self._rechecks:
+            return
+        delay = self._recheck_delay.get(window_id, RECHECK_INITIAL_SECONDS)
+        self._recheck_delay[window_id] = min(delay * 2, RECHECK_MAX_SECONDS)
+
+        async def wait_then_reconsider() -> None:
+            await self._sleep(delay)
+            self._rechecks.pop(window_id, None)
+            row = self._cache.get(window_id)
+            if row is not None:
+                self.consider(row)
+
+        task = asyncio.create_task(wait_then_reconsider(), name=f"recheck {window_id}")
+        self._rechecks[window_id] = task
+        log.info("provision.recheck", window_id=window_id, in_seconds=delay)
+
+    def _settled(self, window_id: str) -> None:
+        """The lock-side step succeeded: forget the window's recheck state."""
+        self._retryable.discard(window_id)
+        self._recheck_delay.pop(window_id, None)
 
     async def _run(self, window_id: str) -> None:
         try:
@@ -120,8 +153,15 @@ class Provisioner:
         if state in TERMINAL:
             if row.keypad_code_id is not None:
                 await self._remove(row, coordinator)
-        elif state is WindowState.ACTIVE and row.lock_side == "pending" and row.code_sealed:
+        elif state is WindowState.ACTIVE and row.code_sealed and self._wants_code(row):
             await self._set(row, coordinator)
+
+    def _wants_code(self, row: WindowRow) -> bool:
+        if row.lock_side == "pending":
+            return True
+        # A code refused by the lock (full keypad, duplicate) is not retried; one that failed
+        # on an unreachable lock is, while the window lasts.
+        return row.lock_side == "failed_on_lock" and row.window_id in self._retryable
 
     async def _retrying(self, action: Callable[[], Awaitable[int | None]]) -> int | None:
         delay = PROVISION_BACKOFF_SECONDS
@@ -151,6 +191,13 @@ class Provisioner:
         try:
             code_id = await self._retrying(lambda: coordinator.add_keypad_code(code))
         except LockError as exc:
+            if isinstance(exc, LockRefusedError):
+                self._retryable.discard(row.window_id)
+            else:
+                self._retryable.add(row.window_id)
+                self._recheck_later(row.window_id)
+            if row.lock_side == "failed_on_lock":
+                return  # already reported; the recheck goes on quietly
             async with self._cache.write_lock:
                 current = self._current(row)
                 # A newer code that arrived meanwhile is still to be tried (the run goes again).
@@ -169,6 +216,7 @@ class Provisioner:
                 updated_at=self._clock.now(),
             )
             await self._commit(done, "set_on_lock", None, reported=row)
+        self._settled(row.window_id)
 
     async def _remove(self, row: WindowRow, coordinator: LockCoordinator) -> None:
         code_id = row.keypad_code_id
@@ -181,6 +229,10 @@ class Provisioner:
         try:
             await self._retrying(remove)
         except LockError as exc:
+            first = row.window_id not in self._recheck_delay
+            self._recheck_later(row.window_id)
+            if not first:
+                return  # alerted once; the recheck goes on quietly
             clock = self._clock.status().as_record()
             await self._store.append_records(
                 [
@@ -208,6 +260,7 @@ class Provisioner:
                 updated_at=now,
             )
             await self._commit(removed, "removed_from_lock", None, reported=row)
+        self._settled(row.window_id)
 
     def _current(self, row: WindowRow) -> WindowRow:
         """The window as the cache holds it now (only its lock-side fields are ours to write)."""

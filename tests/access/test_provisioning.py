@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from cloud_sync import protocol as p
-from gateway.access.provisioning import PROVISION_ATTEMPTS
+from gateway.access.provisioning import (
+    PROVISION_ATTEMPTS,
+    RECHECK_INITIAL_SECONDS,
+    RECHECK_MAX_SECONDS,
+)
 from gateway.locks.driver import KeypadFullError
 
 from .harness import HubHarness, running_hub, settle
@@ -111,8 +115,45 @@ async def test_an_unreachable_lock_is_retried_then_the_window_fails_on_lock(
             ("applied", None),
             ("failed_on_lock", "LockUnreachableError"),
         ]
-        hub.sim(LOCK).set_reachable(True)
         assert codes_on(hub) == []
+
+
+async def test_a_window_failed_on_an_unreachable_lock_gets_its_code_once_the_lock_is_back(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as hub:
+        hub.sim(LOCK).set_reachable(False)
+        await hub.send(keypad_window(hub, "w-back", "97531864"))
+        await drive_until_idle(hub)
+        # Still away at the first recheck: quietly retried later, not reported twice.
+        hub.clock.advance(RECHECK_INITIAL_SECONDS)
+        await drive_until_idle(hub)
+        assert codes_on(hub) == []
+        hub.sim(LOCK).set_reachable(True)
+        hub.clock.advance(2 * RECHECK_INITIAL_SECONDS)
+        await drive_until_idle(hub)
+        assert codes_on(hub) == ["97531864"]
+        assert statuses(await hub.records(), "w-back") == [
+            ("applied", None),
+            ("failed_on_lock", "LockUnreachableError"),
+            ("set_on_lock", None),
+        ]
+
+
+async def test_a_refused_code_is_not_retried(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        for n, code in enumerate(["10203040", "50607080", "90817263"]):
+            await hub.send(keypad_window(hub, f"w-{n}", code))
+            await hub.quiet()
+        await hub.send(keypad_window(hub, "w-full", "44556677"))
+        await hub.quiet()
+        revoke = {"window_id": "w-0", "version": 1, "reason": "cancelled"}
+        await hub.send(hub.command("window.revoke", revoke))
+        await drive_until_idle(hub)
+        hub.clock.advance(RECHECK_MAX_SECONDS)
+        await drive_until_idle(hub)
+        assert "44556677" not in codes_on(hub)
+        assert statuses(await hub.records(), "w-full")[-1] == ("failed_on_lock", "KeypadFullError")
 
 
 async def test_a_code_that_cannot_be_removed_raises_a_critical_alert(tmp_path: Path) -> None:
@@ -132,6 +173,17 @@ async def test_a_code_that_cannot_be_removed_raises_a_critical_alert(tmp_path: P
         assert alerts[0]["details"]["window_id"] == "w-stuck"
         assert statuses(records, "w-stuck")[-1] == ("revoked", "cancelled")
         assert codes_on(hub) == ["86420975"]  # still there: the alert is the truth
+
+        # The hub keeps trying; once the lock answers the stale code goes, with one alert only.
+        hub.clock.advance(RECHECK_INITIAL_SECONDS)
+        await drive_until_idle(hub)
+        hub.sim(LOCK).set_reachable(True)
+        hub.clock.advance(2 * RECHECK_INITIAL_SECONDS)
+        await drive_until_idle(hub)
+        assert codes_on(hub) == []
+        records = await hub.records()
+        assert len([r for r in records if r["type"] == "hub.alert"]) == 1
+        assert statuses(records, "w-stuck")[-1] == ("removed_from_lock", None)
 
 
 async def test_a_newer_version_replaces_the_code_on_the_lock(tmp_path: Path) -> None:
