@@ -4,6 +4,8 @@ Couriers' devices (a keypad box, an app on the site network, a QR reader) call
 ``POST /v1/locks/{lock_id}/unlock``. Every kind of wrong gets the same 403; a lockout gets 423
 with ``Retry-After``; an unreachable lock 503 (the attempt is still recorded). Admin endpoints
 need ``Authorization: Bearer <token>`` (the token file named in ``[api] admin_token_file``).
+Vendor bridges on the LAN post lock state changes to ``POST /v1/callbacks/{lock_id}?secret=...``;
+the lock's driver checks the per-lock secret.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .access.engine import (
 )
 from .access.intake import CommandIntake
 from .httpbody import read_body
+from .locks.callbacks import CALLBACK_SECRET_KEY, CallbackRegistry
+from .locks.driver import LockError
 from .metrics import Registry
 
 log = structlog.get_logger(__name__)
@@ -42,6 +46,11 @@ log = structlog.get_logger(__name__)
 MAX_UNLOCK_BODY = 4 * 1024
 # Admin bodies carry signed command batches (the protocol caps a batch at 256 KiB).
 MAX_ADMIN_BODY = 256 * 1024
+# A bridge callback is one JSON state report of a few hundred bytes: 8 KiB is plenty.
+MAX_CALLBACK_BODY = 8 * 1024
+CALLBACK_ROUTE = "/v1/callbacks/{lock_id}"
+# Bridges cannot set headers, so the URL's ``secret`` reaches the driver's handler under this
+# key among the headers; a header of that name sent by the caller is dropped first.
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,6 +63,8 @@ class ApiParts:
     metrics: Registry
     admin_token: str | None
     ready: Callable[[], dict[str, bool]]
+    # Routes bridge callbacks to lock drivers; None: every callback is 404.
+    callbacks: CallbackRegistry | None = None
 
 
 def problem(status: int, error: str, **extra: Any) -> web.Response:
@@ -165,6 +176,40 @@ class LocalApi:
         )
 
 
+def callback_receiver(registry_of: Callable[[], CallbackRegistry | None]) -> Handler:
+    """POST /v1/callbacks/{lock_id}?secret=...: hand a bridge's raw body to the lock's driver.
+
+    404 when no driver takes callbacks for the lock, 400 when the driver rejects the body or
+    the secret (the same answer for both), 204 when taken. Bodies and secrets are never logged.
+    """
+
+    async def receive(request: web.Request) -> web.StreamResponse:
+        lock_id = request.match_info["lock_id"]
+        registry = registry_of()
+        handler = registry.handler(lock_id) if registry is not None else None
+        if handler is None:
+            return problem(404, "unknown_lock")
+        raw = await read_body(request, MAX_CALLBACK_BODY)
+        try:
+            await handler(raw, callback_meta(request))
+        except (LockError, ValueError) as exc:
+            log.info("api.callback_rejected", lock_id=lock_id, error=type(exc).__name__)
+            return problem(400, "bad_request")
+        return web.Response(status=204)
+
+    return receive
+
+
+def callback_meta(request: web.Request) -> dict[str, str]:
+    """The request's headers (lower-case names) with the URL's secret under its own key."""
+    meta = {name.lower(): value for name, value in request.headers.items()}
+    meta.pop(CALLBACK_SECRET_KEY, None)
+    secret = request.query.get("secret")
+    if secret is not None:
+        meta[CALLBACK_SECRET_KEY] = secret
+    return meta
+
+
 async def refresh_outbox_depth(parts: ApiParts) -> None:
     """Read the outbox depth for the next metrics render (gauges are synchronous)."""
     parts.engine.outbox_depth = await parts.engine.store.outbox_depth()
@@ -202,6 +247,7 @@ def build_app(parts: ApiParts) -> web.Application:
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
+    app.router.add_post(CALLBACK_ROUTE, callback_receiver(lambda: parts.callbacks))
     app.router.add_get("/v1/admin/windows", guard(admin.windows))
     app.router.add_get("/v1/admin/locks", guard(admin.locks))
     app.router.add_get("/v1/admin/outbox", guard(admin.outbox))

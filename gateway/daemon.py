@@ -256,6 +256,7 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
         metrics=hub_metrics(hub.engine, hub.link),
         admin_token=read_admin_token(hub.config.api.admin_token_file),
         ready=hub.ready,
+        callbacks=hub.callbacks,
     )
     runner = web.AppRunner(build_app(parts), access_log=None)
     await runner.setup()

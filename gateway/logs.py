@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 
@@ -39,6 +39,20 @@ def wants_json(fmt: LogFormat, stream: TextIO, env: Mapping[str, str]) -> bool:
     return any(name in env for name in SYSTEMD_ENV) or not stream.isatty()
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at each write: loggers cached on first use keep working
+    when the process (or a test harness) replaces stderr later."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     level: str,
     fmt: LogFormat = "auto",
@@ -50,7 +64,8 @@ def configure_logging(
     levels = logging.getLevelNamesMapping()
     if level.upper() not in levels:
         raise ValueError(f"unknown log level {level!r}")
-    out = stream or sys.stderr
+    # structlog only writes and flushes; the proxy is a TextIO for those.
+    out = stream or cast(TextIO, _CurrentStderr())
     as_json = wants_json(fmt, out, env)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()

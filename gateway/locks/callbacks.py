@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+# The bridge cannot set headers, so the API hands the URL's secret to the handler in its
+# metadata under this key (after dropping any header of that name the caller sent).
+CALLBACK_SECRET_KEY = "x-lockhub-callback-secret"  # noqa: S105 - a key name, not a secret
 # A handler gets the raw request body and headers; it raises LockError (or ValueError for a
 # body it cannot parse) and the API answers 400 without leaking why.
 CallbackHandler = Callable[[bytes, Mapping[str, str]], Awaitable[None]]

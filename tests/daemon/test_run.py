@@ -82,12 +82,12 @@ async def test_a_port_in_use_fails_with_a_gateway_error_and_closes_the_store(
         assert db.execute("SELECT value FROM kv WHERE key = ?", (FLOOR_KV_KEY,)).fetchone()
 
 
-async def test_an_unavailable_driver_fails_before_the_store_opens(tmp_path: Path) -> None:
+async def test_a_lock_config_error_fails_before_the_store_opens(tmp_path: Path) -> None:
     config = load_gateway_config(write_config(tmp_path, port=free_port(), driver="nuki_ble"))
     init_identity(config.hub.state_dir)
     with pytest.raises(ConfigError) as raised:
         await build_hub(config)
-    assert "locks[front-door].driver" in "\n".join(raised.value.lines)
+    assert "locks[front-door].options.address" in "\n".join(raised.value.lines)
     assert not (config.hub.state_dir / "hub.db").exists()
 
 

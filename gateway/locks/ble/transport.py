@@ -71,6 +71,8 @@ class _Link:
     users: int = 0
     idle: asyncio.TimerHandle | None = None
     lost_callbacks: list[Callable[[], None]] = field(default_factory=list)
+    # Setups already run on this physical link (each caller's subscriptions, once per link).
+    setups: list[Setup] = field(default_factory=list)
 
 
 class BleTransport:
@@ -147,8 +149,18 @@ class BleTransport:
         lock = self._link_locks.setdefault(key, asyncio.Lock())
         async with lock:
             link = self._links.get(key)
-            if link is None or not link.client.is_connected:
-                link = await self._open(key, setup)
+            if link is not None and not link.client.is_connected:
+                self._forget(key)  # closed under us (a caller's disconnect): free its slot
+                link = None
+            if link is None:
+                link = await self._open(key)
+            if setup is not None and setup not in link.setups:
+                try:
+                    await setup(link.client)
+                except BaseException:
+                    await self._close(key)
+                    raise
+                link.setups.append(setup)
             if on_lost is not None:
                 link.lost_callbacks.append(on_lost)
             link.users += 1
@@ -211,7 +223,7 @@ class BleTransport:
         # Not heard since start: a BLEDevice from the address alone lets bleak look it up.
         return BLEDevice(key, None, {})
 
-    async def _open(self, key: str, setup: Setup | None) -> _Link:
+    async def _open(self, key: str) -> _Link:
         await self._acquire_slot(key)
         try:
             device = await self._find(key)
@@ -222,12 +234,6 @@ class BleTransport:
             raise
         link = _Link(client)
         self._links[key] = link
-        if setup is not None:
-            try:
-                await setup(client)
-            except BaseException:
-                await self._close(key)
-                raise
         log.info("ble.connected", address=key)
         return link
 
@@ -272,13 +278,20 @@ class BleTransport:
         except (BleakError, OSError) as exc:
             raise BleUnreachableError(key, f"cannot connect: {exc}") from exc
 
-    def _lost(self, key: str) -> None:
+    def _forget(self, key: str) -> _Link | None:
+        """Drop the link from the table, its idle timer and its slot; the caller closes it."""
         link = self._links.pop(key, None)
         if link is None:
-            return
+            return None
         if link.idle is not None:
             link.idle.cancel()
         self._slots.release()
+        return link
+
+    def _lost(self, key: str) -> None:
+        link = self._forget(key)
+        if link is None:
+            return
         log.info("ble.lost", address=key)
         for callback in list(link.lost_callbacks):
             callback()
@@ -289,12 +302,9 @@ class BleTransport:
         task.add_done_callback(self._closing.discard)
 
     async def _close(self, key: str) -> None:
-        link = self._links.pop(key, None)
+        link = self._forget(key)
         if link is None:
             return
-        if link.idle is not None:
-            link.idle.cancel()
-        self._slots.release()
         with contextlib.suppress(BleakError, TimeoutError, OSError):
             await link.client.disconnect()
         log.info("ble.disconnected", address=key)

@@ -142,3 +142,38 @@ async def test_discover_lists_every_peripheral_with_progress(air: FakeAir) -> No
     assert [d.address for d, _ in found] == [f"AA:BB:CC:DD:EE:0{n}" for n in range(4)]
     assert counts
     assert counts[-1] == 4
+
+
+async def test_each_callers_setup_runs_once_per_link(air: FakeAir) -> None:
+    transport = transport_for(air, idle_disconnect=60)
+    address = "AA:BB:CC:DD:EE:00"
+    runs: list[str] = []
+
+    async def first(_: BleakClient) -> None:
+        runs.append("first")
+
+    async def second(_: BleakClient) -> None:
+        runs.append("second")
+
+    for setup in (first, second, first, second):
+        async with transport.connection(address, setup=setup):
+            pass
+    assert runs == ["first", "second"]
+    air.drop(address)
+    await asyncio.sleep(0)
+    async with transport.connection(address, setup=second):
+        pass
+    assert runs == ["first", "second", "second"]  # a new link subscribes again
+    await transport.stop()
+
+
+async def test_a_link_closed_by_its_user_frees_its_slot(air: FakeAir) -> None:
+    transport = transport_for(air, connection_slots=1, idle_disconnect=60)
+    address = "AA:BB:CC:DD:EE:01"
+    async with transport.connection(address) as client:
+        await client.disconnect()
+    async with transport.connection(address) as client:
+        assert client.is_connected
+    # The one slot is free for another lock (the idle link gives way).
+    assert await roundtrip(transport, "AA:BB:CC:DD:EE:02", b"ab") == b"ba"
+    await transport.stop()
