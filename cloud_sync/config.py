@@ -69,6 +69,10 @@ class ApiSection(ListenSection):
     """``[api]``: the REST API."""
 
     listen: ListenAddress = "127.0.0.1:8081"
+    # Requests per second per API key, and the burst a key may spend at once: a dispatcher
+    # creating a day's windows in a loop stays well under; a runaway script gets 429s.
+    rate_limit_per_second: float = Field(default=20.0, gt=0, le=10_000)
+    rate_limit_burst: int = Field(default=100, ge=1, le=100_000)
 
 
 class CloudConfig(Section):

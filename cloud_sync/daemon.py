@@ -60,8 +60,13 @@ async def build_cloud(config: CloudConfig) -> Cloud:
 async def serve_cloud(cloud: Cloud, stop: asyncio.Event) -> None:
     """Run the MQTT worker and the REST API until ``stop`` is set."""
     from .api import build_cloud_app  # noqa: PLC0415 - the API pulls in its OpenAPI document
+    from .api.ratelimit import KeyRateLimiter  # noqa: PLC0415
 
-    app = build_cloud_app(cloud.service, cloud.worker.publish_later, ready=cloud.ready)
+    api = cloud.config.api
+    limiter = KeyRateLimiter(api.rate_limit_per_second, api.rate_limit_burst)
+    app = build_cloud_app(
+        cloud.service, cloud.worker.publish_later, ready=cloud.ready, limiter=limiter
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = cloud.config.api.host, cloud.config.api.port

@@ -26,6 +26,7 @@ from .http import (
     read_object,
 )
 from .models import WindowRequest, task_json, window_json
+from .ratelimit import KeyRateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -138,11 +139,15 @@ def load_spec() -> bytes:
 
 
 def build_cloud_app(
-    service: CloudService, publish: Publish, *, ready: Callable[[], dict[str, bool]]
+    service: CloudService,
+    publish: Publish,
+    *,
+    ready: Callable[[], dict[str, bool]],
+    limiter: KeyRateLimiter | None = None,
 ) -> web.Application:
-    """The aiohttp application of the cloud's REST API."""
+    """The aiohttp application of the cloud's REST API (``limiter``: per-key rate limits)."""
     app = web.Application(
-        middlewares=[json_errors, authenticate(service)], client_max_size=MAX_BODY
+        middlewares=[json_errors, authenticate(service, limiter)], client_max_size=MAX_BODY
     )
     api = CloudApi(service, publish, ready, load_spec())
     windows = "/v1/{tenant}/locks/access-windows"

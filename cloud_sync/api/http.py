@@ -22,6 +22,8 @@ from cloud_sync.protocol.errors import MalformedError
 from cloud_sync.service import CloudService
 from gateway.httpbody import read_body
 
+from .ratelimit import KeyRateLimiter
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,8 +99,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return problem(500, "internal_error")
 
 
-def authenticate(service: CloudService) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Middleware: a tenant path needs that tenant's bearer key (any other tenant's: 404)."""
+def authenticate(
+    service: CloudService, limiter: KeyRateLimiter | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: a tenant path needs that tenant's bearer key (any other tenant's: 404);
+    each key gets ``limiter``'s rate (over it: 429 with Retry-After)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -112,6 +117,14 @@ def authenticate(service: CloudService) -> Callable[..., Awaitable[web.StreamRes
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="lockhub"'})
         if found != tenant:
             raise not_found()
+        if limiter is not None:
+            # The key's public prefix names it; the secret never becomes a dict key.
+            wait = limiter.take(match[1].rsplit("_", 1)[0] if match else "")
+            if wait is not None:
+                log.info("api.rate_limited", tenant=found)
+                response = problem(429, "rate_limited", retry_after=wait)
+                response.headers["Retry-After"] = str(wait)
+                return response
         request[TENANT] = found
         return await handler(request)
 
