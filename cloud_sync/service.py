@@ -55,6 +55,11 @@ log = structlog.get_logger(__name__)
 COMMAND_LIFETIME = timedelta(hours=24)
 # 10^8 codes: a hub locks a source out after a handful of wrong tries (see docs/access.md).
 CODE_DIGITS = 8
+# A code a lock's own keypad must hold (enforcement "lock" or "both") has to suit every keypad
+# we drive: Nuki takes exactly 6 digits from 1-9, not starting with "12"; Yale and Schlage
+# take 4-8 digits. Six digits from 1-9 (531,441 codes, less the "12" prefix) fit them all.
+KEYPAD_CODE_DIGITS = 6
+KEYPAD_DIGITS = "123456789"
 API_KEY_SCHEME = "lhk"
 # 48 bits of prefix find the row; 256 bits of secret make guessing hopeless.
 API_KEY_PREFIX_BYTES = 6
@@ -87,6 +92,16 @@ def _invalid(error: ValidationError | MalformedError) -> InvalidRequestError:
     first = error.errors(include_url=False, include_input=False, include_context=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "window"
     return InvalidRequestError(where, first["msg"])
+
+
+def new_code(enforcement: str) -> str:
+    """A fresh code from the CSPRNG: 8 digits, or a keypad-safe 6 for lock-side windows."""
+    if enforcement == "hub":
+        return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    while True:
+        code = "".join(secrets.choice(KEYPAD_DIGITS) for _ in range(KEYPAD_CODE_DIGITS))
+        if not code.startswith("12"):  # Nuki reserves it (the keypad's admin prefix)
+            return code
 
 
 class CloudService:
@@ -176,7 +191,7 @@ class CloudService:
             raise UnknownHubError(hub_id)
         hub = await self.store.get_hub(hub_id)
         now, window_id = self._now(), new_ulid()
-        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+        code = new_code(enforcement)
         sealed = seal_code(code, window_id, load_x25519_public(hub.sealing_key))
         row = WindowRow(
             window_id, tenant_id, task_id, hub_id, lock_id, starts_at, ends_at, 1, max_uses,

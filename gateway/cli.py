@@ -39,8 +39,10 @@ DELEGATED = {
 }
 
 Handler = Callable[[argparse.Namespace], int]
-# `lockhub gateway pair <vendor>`: the words (lockcli.PAIR_DRIVERS maps them to drivers).
+# `lockhub gateway pair <vendor>`: the words (lockcli.PAIR_DRIVERS maps them to drivers);
+# the driver names themselves are accepted too, as error messages name drivers.
 PAIR_VENDORS = ("nuki", "nuki-bridge", "yale", "yale-cloud", "schlage")
+PAIR_DRIVER_NAMES = ("nuki_ble", "nuki_bridge", "yale_ble", "yale_cloud")
 # A scan longer than 5 minutes is a mistake (the adapter is the hub's to use).
 MAX_SCAN_SECONDS = 300.0
 
@@ -97,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     pair = _add_command(
         commands, "pair", "pair a configured lock with this hub (stop the daemon first)", _pair
     )
-    pair.add_argument("vendor", choices=sorted(PAIR_VENDORS), help="which pairing procedure")
+    pair.add_argument(
+        "vendor",
+        choices=[*PAIR_VENDORS, *PAIR_DRIVER_NAMES],
+        metavar="{" + ",".join(PAIR_VENDORS) + "}",
+        help="which pairing procedure (or the lock's driver name)",
+    )
     pair.add_argument("--lock", required=True, metavar="ID", help="the lock's id in the config")
     groups.add_parser("cloud", help="the cloud side (lockhub cloud --help)", add_help=False)
     groups.add_parser("demo", help="run the local demo (lockhub demo --help)", add_help=False)

@@ -36,6 +36,10 @@ PAIR_DRIVERS = {
     "yale": "yale_ble",
     "yale-cloud": "yale_cloud",
     "schlage": "schlage",
+    "nuki_ble": "nuki_ble",
+    "nuki_bridge": "nuki_bridge",
+    "yale_ble": "yale_ble",
+    "yale_cloud": "yale_cloud",
 }
 # Nuki's GATT services: pairing (in pairing mode) and keyturner (paired, in use).
 NUKI_SERVICES = {

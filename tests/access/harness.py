@@ -25,6 +25,7 @@ from gateway.config import load_gateway_config
 from gateway.daemon import Hub, build_hub, start_hub, stop_hub
 from gateway.hubmetrics import hub_metrics
 from gateway.identity import HubKeys, init_identity
+from gateway.locks.adapter import BleProvider
 from gateway.locks.sim import SimLock
 from gateway.testing import FakeClock
 
@@ -52,6 +53,9 @@ admin_token_file = "admin-token"
 grace_seconds = {grace}
 untrusted_clock_policy = "{policy}"
 
+{locks}"""
+
+SIM_LOCKS = """
 [[locks]]
 id = "front-door"
 driver = "sim"
@@ -205,8 +209,14 @@ async def running_hub(
     synced: bool = True,
     floor: datetime | None = None,
     cloud: Ed25519PrivateKey | None = None,
+    locks: str = SIM_LOCKS,
+    ble: BleProvider | None = None,
+    clock: FakeClock | None = None,
 ) -> AsyncIterator[HubHarness]:
-    """A hub started on ``tmp_path`` with a FakeClock (again, for the same cloud key)."""
+    """A hub started on ``tmp_path`` with a FakeClock (again, for the same cloud key).
+
+    ``locks`` replaces the two simulated locks' ``[[locks]]`` TOML; ``ble`` the adapter.
+    """
     cloud = cloud or Ed25519PrivateKey.generate()
     config_path = tmp_path / "gateway.toml"
     config_path.write_text(
@@ -216,6 +226,7 @@ async def running_hub(
             key=p.public_key_b64(cloud.public_key()),
             grace=grace,
             policy=policy,
+            locks=locks,
         )
     )
     token_file = tmp_path / "admin-token"
@@ -223,7 +234,7 @@ async def running_hub(
     token_file.chmod(0o600)
     config = load_gateway_config(config_path)
     keys, _ = init_identity(config.hub.state_dir)
-    clock = FakeClock() if start is None else FakeClock(start)
+    clock = clock or (FakeClock() if start is None else FakeClock(start))
     flag = [synced]
     hub = await build_hub(
         config,
@@ -231,6 +242,7 @@ async def running_hub(
         monotonic=clock.monotonic,
         sync_check=lambda: flag[0],
         sleep=clock.sleep,
+        ble=ble,
     )
     if floor is not None:
         hub.clock.restore_floor(floor)
@@ -241,6 +253,7 @@ async def running_hub(
         metrics=hub_metrics(hub.engine),
         admin_token=ADMIN_TOKEN,
         ready=hub.ready,
+        callbacks=hub.callbacks,
     )
     client = TestClient(TestServer(build_app(parts)))
     await client.start_server()

@@ -137,3 +137,14 @@ async def test_complete_task_revokes_its_windows(
         await service.complete_task(TENANT, "task-404")
     with pytest.raises(NotFoundError):
         await service.get_task(TENANT, "task-404")
+
+
+def test_keypad_codes_suit_every_keypad() -> None:
+    from cloud_sync.service import new_code  # noqa: PLC0415 - one test's import
+
+    codes = {new_code("lock") for _ in range(2000)} | {new_code("both") for _ in range(500)}
+    assert all(len(code) == 6 and code.isdigit() and "0" not in code for code in codes)
+    assert not any(code.startswith("12") for code in codes)
+    assert len(codes) > 2000  # drawn from the CSPRNG, not a short list
+    hub_codes = {new_code("hub") for _ in range(200)}
+    assert all(len(code) == 8 and code.isdigit() for code in hub_codes)

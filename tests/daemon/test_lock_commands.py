@@ -121,3 +121,11 @@ def test_pair_checks_the_lock_has_that_vendors_driver(
     assert "locks[front-door].driver: is 'sim'; `pair schlage` pairs 'schlage' locks" in (
         capsys.readouterr().err
     )
+
+
+def test_pair_takes_the_driver_name_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path, port=free_port())
+    assert (
+        main(["gateway", "pair", "yale_ble", "--lock", "front-door", "--config", str(path)]) == 78
+    )
+    assert "`pair yale_ble` pairs 'yale_ble' locks" in capsys.readouterr().err

@@ -247,6 +247,10 @@ class NukiBleDriver:
             raise NukiRefusedError(problem or "a keypad code must end after it starts")
         spec = KeypadCodeSpec(int(code.code), code.name, code.valid_from, code.valid_until)
         async with self._busy, self._session() as session:
+            if self._log_mark is None:
+                # Mark the log before the first code goes on: its first use comes after the
+                # mark, so the first log read cannot take it for history.
+                await self._new_entries(session, pin)
             try:
                 code_id = await session.add_keypad_code(spec, pin)
             except NukiDuplicateCodeError:
