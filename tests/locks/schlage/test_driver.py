@@ -17,7 +17,8 @@ from gateway.locks import (
     LockState,
     Trigger,
 )
-from gateway.locks.bridges.schlage import LOG_POLL_INTERVAL, SchlageLock, _refusal
+from gateway.locks.bridges.schlage import LOG_POLL_INTERVAL, SchlageLock
+from gateway.locks.bridges.schlage.account import _refusal
 from gateway.testing import FakeClock
 
 from .conftest import MakeDriver, Served, courier_code, drain

@@ -214,7 +214,7 @@ async def test_our_command_explains_a_change_seen_before_it(
 async def test_only_recent_requests_are_remembered(
     driver: YaleBleDriver, emulator: YaleLockEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gateway.locks.ble.yale.REMEMBERED_REQUESTS", 2)
+    monkeypatch.setattr("gateway.locks.ble.yale.driver.REMEMBERED_REQUESTS", 2)
     for request in ("a", "b", "c"):
         await driver.lock(request)
     locks = sum(1 for r in emulator.received if r.opcode == wire.LOCK)

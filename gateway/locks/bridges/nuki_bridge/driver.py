@@ -1,35 +1,22 @@
-"""Nuki smart locks through a Nuki Bridge's local HTTP API: status, lock/unlock, callbacks.
+"""The ``nuki_bridge`` LockDriver: one Nuki lock behind a Nuki Bridge, events from its reports.
 
-The bridge pushes every state change to up to 3 callback URLs; ours points at the hub's local
-API (``POST /v1/callbacks/{lock_id}?secret=...``) with a per-lock secret kept in the credential
-store. Events are emitted on observed transitions, whatever reported them (a callback, a status
-read or a lock action's outcome), so each change becomes one event. The Bridge HTTP API has no
-keypad code management (that is the Web API's), so this driver has no keypad.
+Events are emitted on observed transitions, whatever reported them (a callback, a status read
+or a lock action's outcome), so each change becomes one event.
 """
 
 from __future__ import annotations
 
 import hmac
 import itertools
-import os
-import secrets
-import stat
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
-from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
 
 import structlog
-from pydantic import Field, field_validator
 
-from cloud_sync.protocol.tomlconfig import Section
-
-from ...config import LockSection
-from ...errors import ConfigError
-from ..callbacks import CALLBACK_SECRET_KEY, CallbackRegistry
-from ..driver import (
+from ....config import LockSection
+from ...callbacks import CALLBACK_SECRET_KEY, CallbackRegistry
+from ...driver import (
     DoorState,
     EventKind,
     EventQueue,
@@ -38,37 +25,29 @@ from ..driver import (
     LockDriver,
     LockEvent,
     LockJammedError,
-    LockRefusedError,
     LockState,
     LockStatus,
     Trigger,
 )
-from ..pairing import PairUI
-from ..registry import DriverContext, parse_options
-from .nuki_bridge_api import (
-    MAX_CALLBACK_URL,
-    MAX_CALLBACKS,
-    AuthMode,
+from ...registry import DriverContext, parse_options
+from ..nuki_bridge_api import (
     BridgeFailedError,
     Device,
     DeviceState,
     LockAction,
-    NukiBridgeError,
     parse_callback,
 )
-from .nuki_bridge_client import BridgeClient, BridgeRefusedError, BridgeUnreachableError
+from ..nuki_bridge_client import BridgeClient, BridgeRefusedError, BridgeUnreachableError
+from .callbacks import CallbackRejectedError, callback_route, ensure_callback
+from .options import (
+    NukiBridgeOptions,
+    bridge_client,
+    configured_token,
+)
 
 log = structlog.get_logger(__name__)
 
 VENDOR = "nuki"
-# Credential store kinds (names of records, not secrets).
-TOKEN_KIND = "nuki_bridge"  # noqa: S105
-SECRET_KIND = "nuki_bridge_callback"  # noqa: S105
-# Where gateway.api puts the ``secret`` query parameter of a callback for the handler.
-# 24 random bytes: 32 URL-safe characters, which keep the callback URL under 254 characters.
-SECRET_BYTES = 24
-# The API documents tokens of up to 20 characters; allow some slack, refuse junk.
-MAX_TOKEN_CHARS = 64
 # A lock action's callback arrives within seconds; past a minute it is someone else's move.
 PENDING_TTL_SECONDS = 60.0
 # Request ids remembered for retries: the coordinator retries one operation at a time.
@@ -78,34 +57,6 @@ _BOLT_EVENTS = {
     LockState.LOCKED: EventKind.LOCKED,
     LockState.JAMMED: EventKind.JAMMED,
 }
-
-
-class CallbackRejectedError(NukiBridgeError, LockRefusedError):
-    """A callback without this lock's secret: not from our bridge registration."""
-
-
-class NukiBridgeOptions(Section):
-    """``options`` of a ``nuki_bridge`` lock."""
-
-    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
-    port: int = Field(default=8080, ge=1, le=65535)
-    nuki_id: int = Field(ge=0, le=2**32 - 1)
-    # 0 Smart Lock 1.0/2.0, 3 Smart Door, 4 Smart Lock 3.0 (Pro) and later; 2 (Opener) is not
-    # a lock.
-    device_type: Literal[0, 3, 4] = 0
-    token_file: Path | None = None
-    auth: Literal["auto", "encrypted", "hashed", "plain"] = "auto"
-    callback_url_base: str | None = None
-
-    @field_validator("callback_url_base")
-    @classmethod
-    def _http_base(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme != "http" or not parts.netloc or parts.query or parts.fragment:
-            raise ValueError("must be http://host:port of the hub's API (the bridge has no TLS)")
-        return value.rstrip("/")
 
 
 class NukiBridgeLock:
@@ -165,7 +116,8 @@ class NukiBridgeLock:
                 self._observe(device.last_known)
             if self._callback_url is not None:
                 self._registry.register(self._lock_id, self.handle_callback)
-                await self._ensure_callback(self._callback_url)
+                if await ensure_callback(self._client, self._callback_url, self._lock_id):
+                    self.callback_registered = True
         except BaseException:
             # A failed start holds nothing: no pool, no route (the coordinator may retry).
             if self._callback_url is not None:
@@ -323,34 +275,6 @@ class NukiBridgeLock:
             )
         )
 
-    async def _ensure_callback(self, url: str) -> None:
-        """Register ``url`` on the bridge once: never a duplicate, never another's slot."""
-        registered = await self._client.callbacks()
-        if any(entry.url == url for entry in registered):
-            self.callback_registered = True
-            return
-        # Ours from an earlier secret (same base and path): replace, do not pile up.
-        stale = [entry for entry in registered if _same_route(entry.url, url)]
-        for entry in stale:
-            await self._client.remove_callback(entry.id)
-        others = [entry for entry in registered if entry not in stale]
-        if len(others) >= MAX_CALLBACKS:
-            log.warning(
-                "nuki_bridge.callbacks_full",
-                lock_id=self._lock_id,
-                taken_by=[_origin(entry.url) for entry in others],
-                advice="remove one with /callback/remove; until then no push events",
-            )
-            return
-        outcome = await self._client.add_callback(url)
-        if not outcome.success:
-            log.warning(
-                "nuki_bridge.callback_refused", lock_id=self._lock_id, message=outcome.message
-            )
-            return
-        self.callback_registered = True
-        log.info("nuki_bridge.callback_added", lock_id=self._lock_id, replaced=len(stale))
-
 
 def find_device(devices: list[Device], nuki_id: int, device_type: int) -> Device:
     """The configured device in /list, or BridgeRefusedError naming what the bridge has."""
@@ -372,17 +296,11 @@ def find_device(devices: list[Device], nuki_id: int, device_type: int) -> Device
 def build(section: LockSection, context: DriverContext) -> LockDriver:
     """The driver for a ``nuki_bridge`` section (token from token_file or the pairing)."""
     options = parse_options(NukiBridgeOptions, section, context.source)
-    token = _configured_token(options, section, context)
-    url = secret = None
-    if options.callback_url_base is not None:
-        secret = _callback_secret(section.id, context)
-        url = callback_url(options.callback_url_base, section.id, secret)
-        if len(url) > MAX_CALLBACK_URL:
-            what = f"makes a callback URL longer than the bridge's {MAX_CALLBACK_URL} characters"
-            raise _option_error(context.source, section.id, "callback_url_base", what)
+    token = configured_token(options, section, context)
+    url, secret = callback_route(options.callback_url_base, section.id, context)
     return NukiBridgeLock(
         section.id,
-        client=_client(options, context, token),
+        client=bridge_client(options, context, token),
         nuki_id=options.nuki_id,
         device_type=options.device_type,
         now=context.now,
@@ -392,105 +310,10 @@ def build(section: LockSection, context: DriverContext) -> LockDriver:
     )
 
 
-async def pair(section: LockSection, context: DriverContext, ui: PairUI) -> str:
-    """Get the bridge's API token by its button (or check token_file); store it encrypted."""
-    options = parse_options(NukiBridgeOptions, section, context.source)
-    name = f"{options.host}:{options.port}"
-    async with _client(options, context, None) as client:
-        if options.token_file is not None:
-            client.token = read_token_file(options.token_file, context.source, section.id)
-            ui.say(f"token_file is set: checking it against the Nuki Bridge at {name}")
-        else:
-            ui.say(f"Press the button on the Nuki Bridge at {name} now (it waits 30 seconds).")
-            reply = await client.auth_token()
-            if not reply.success or reply.token is None:
-                raise BridgeRefusedError(
-                    "the bridge gave no token: its button was not pressed within 30 s",
-                    status=403,
-                )
-            client.token = reply.token
-        device = find_device(await client.devices(), options.nuki_id, options.device_type)
-        if options.token_file is None:
-            context.credentials().save(section.id, TOKEN_KIND, {"token": client.token})
-        auth = client.auth.value if client.auth else "unknown"
-    return f"lock {section.id}: {device.name!r} (nukiId {device.nuki_id}) via {name}, {auth} tokens"
-
-
-def callback_url(base: str, lock_id: str, secret: str) -> str:
-    """The URL the bridge posts to: the hub's callback route with this lock's secret."""
-    return f"{base}/v1/callbacks/{lock_id}?secret={secret}"
-
-
-def read_token_file(path: Path, source: str, lock_id: str) -> str:
-    """The API token in ``path``: owner-only (0600), one line; ConfigError otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        what = f"cannot read {path}: {exc.strerror}"
-        raise _option_error(source, lock_id, "token_file", what) from None
-    with os.fdopen(fd, "rb") as file:
-        mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
-        data = file.read(MAX_TOKEN_CHARS + 2)
-    if mode & 0o077:
-        what = f"{path} is readable by group or others (mode {mode:04o}); run `chmod 600 {path}`"
-        raise _option_error(source, lock_id, "token_file", what)
-    token = data.decode("ascii", "replace").strip()
-    if not token or len(token) > MAX_TOKEN_CHARS or not token.isprintable() or " " in token:
-        raise _option_error(source, lock_id, "token_file", f"{path} does not hold one token")
-    return token
-
-
-def _configured_token(
-    options: NukiBridgeOptions, section: LockSection, context: DriverContext
-) -> str | None:
-    if options.token_file is not None:
-        return read_token_file(options.token_file, context.source, section.id)
-    stored = context.credentials().load(section.id, TOKEN_KIND)
-    token = stored.get("token") if stored else None
-    return token if isinstance(token, str) else None
-
-
-def _callback_secret(lock_id: str, context: DriverContext) -> str:
-    store = context.credentials()
-    stored = store.load(lock_id, SECRET_KIND)
-    secret = stored.get("secret") if stored else None
-    if isinstance(secret, str) and secret:
-        return secret
-    secret = secrets.token_urlsafe(SECRET_BYTES)
-    store.save(lock_id, SECRET_KIND, {"secret": secret})
-    return secret
-
-
-def _client(options: NukiBridgeOptions, context: DriverContext, token: str | None) -> BridgeClient:
-    auth = None if options.auth == "auto" else AuthMode(options.auth)
-    return BridgeClient(
-        options.host, options.port, token=token, auth=auth, now=context.now, sleep=context.sleep
-    )
-
-
-def _option_error(source: str, lock_id: str, option: str, what: str) -> ConfigError:
-    return ConfigError(source, [f"{source}: locks[{lock_id}].options.{option}: {what}"])
-
-
 def _remember(recent: OrderedDict[str, None], request_id: str) -> None:
     recent[request_id] = None
     while len(recent) > RECENT_REQUESTS:
         recent.popitem(last=False)
-
-
-def _same_route(a: str, b: str) -> bool:
-    left, right = urlsplit(a), urlsplit(b)
-    return (left.scheme, left.netloc, left.path) == (right.scheme, right.netloc, right.path)
-
-
-def _origin(url: str) -> str:
-    """Scheme, host and port only: other integrations' URLs may carry their own secrets."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or 80
-    except ValueError:  # a port that is no number: say so, show nothing else
-        return f"{parts.scheme}://{parts.hostname or '?'}:?"
-    return f"{parts.scheme}://{parts.hostname or '?'}:{port}"
 
 
 def _battery_details(state: DeviceState) -> dict[str, str | int | bool]:
