@@ -18,6 +18,7 @@ from gateway.logs import configure_logging
 
 from .config import DEFAULT_CONFIG_PATH, CloudConfig, ConfigError, load_cloud_config
 from .daemon import open_service, run_cloud
+from .desk import create_key_file, default_key_file
 from .errors import CloudError
 from .identity import IdentityError, init_cloud_identity, load_cloud_identity
 from .service import CloudService
@@ -111,6 +112,10 @@ def _init(namespace: argparse.Namespace) -> int:
     _, created = init_cloud_identity(config.cloud.state_dir, config.cloud.signing_kid)
     state = "created" if created else "already exists; nothing changed"
     print(f"the command-signing key {config.cloud.signing_kid} {state} in {config.cloud.state_dir}")
+    if config.carriers.key_file is None and config.carriers.keys is None:
+        ring = default_key_file(config.cloud.state_dir)
+        made = create_key_file(ring)
+        print(f"the carrier credential key ring {ring} {'created' if made else 'already exists'}")
     print("next: run `lockhub cloud identity` and add the key to each hub's [cloud] command_keys")
     return EXIT_OK
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from cloud_sync.carriers.settings import CarriersSection
 from cloud_sync.protocol.tomlconfig import (
     ConfigFileError,
     ConfigPath,
@@ -81,6 +82,7 @@ class CloudConfig(Section):
     cloud: CloudSection
     mqtt: CloudMqttSection
     api: ApiSection = Field(default_factory=ApiSection)
+    carriers: CarriersSection = Field(default_factory=CarriersSection)
 
 
 def load_cloud_config(path: Path, env: Mapping[str, str] = os.environ) -> CloudConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from cloud_sync.protocol.tomlconfig import MqttSection
 from cloud_sync.protocol.topics import Channel, cloud_subscription, parse_topic
 
 from .errors import CloudError
+from .metrics import CloudMetrics
 from .service import CloudService, Outgoing
 from .store import CloudStore
 
@@ -50,6 +52,8 @@ class CloudWorker:
     backoff_cap: float = BACKOFF_CAP_SECONDS
     connected: bool = False
     ingested: int = 0
+    # Prometheus counters (cloud_sync.metrics.CloudMetrics) when the daemon serves /metrics.
+    metrics: CloudMetrics | None = None
     _client: aiomqtt.Client | None = None
     _outbox: asyncio.Queue[Outgoing] = field(default_factory=asyncio.Queue)
     _inflight: asyncio.Semaphore = field(
@@ -150,8 +154,11 @@ class CloudWorker:
             log.warning(
                 "cloud.message_refused", hub_id=hub_id, channel=channel.value, error=str(exc)
             )
+            if self.metrics is not None and channel is Channel.RECORDS:
+                self.metrics.refused()
 
     async def _records(self, hub_id: str, payload: bytes) -> None:
+        started = time.monotonic()
         envelopes = decode_batch(payload)
         result = await self.store.ingest(hub_id, envelopes)
         self.ingested += result.stored
@@ -165,7 +172,12 @@ class CloudWorker:
             )
         # After the commit: an ack is the cloud's word that the records are durable.
         if self._client is not None:
-            await self._publish(self._client, self.service.ack_command(hub_id, result.acked))
+            acks = self.service.ack_command(hub_id, result.acked)
+            await self._publish(self._client, acks)
+            if self.metrics is not None:
+                self.metrics.sent(acks)
+        if self.metrics is not None:
+            self.metrics.ingested(result, time.monotonic() - started)
 
     async def _hello(self, hub_id: str, payload: bytes) -> None:
         hub = await self.store.get_hub(hub_id)
@@ -176,3 +188,5 @@ class CloudWorker:
         log.info("cloud.hello", hub_id=hub_id, resync=len(commands))
         if self._client is not None:
             await self._publish(self._client, commands)
+            if self.metrics is not None:
+                self.metrics.sent(commands)

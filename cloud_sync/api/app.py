@@ -12,9 +12,14 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from cloud_sync.carriers.service import Carriers
 from cloud_sync.protocol.fields import IDENT_PATTERN
 from cloud_sync.service import CloudService, Outgoing
+from cloud_sync.store.engine import Database
 
+from .billing import add_billing_routes
+from .carriers import add_carrier_routes
+from .documents import add_document_routes
 from .http import (
     MAX_BODY,
     TENANT,
@@ -27,6 +32,7 @@ from .http import (
 )
 from .models import WindowRequest, task_json, window_json
 from .ratelimit import KeyRateLimiter
+from .webhooks import add_webhook_routes
 
 log = structlog.get_logger(__name__)
 
@@ -144,8 +150,16 @@ def build_cloud_app(
     *,
     ready: Callable[[], dict[str, bool]],
     limiter: KeyRateLimiter | None = None,
+    carriers: Carriers | None = None,
+    database: Database | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> web.Application:
-    """The aiohttp application of the cloud's REST API (``limiter``: per-key rate limits)."""
+    """The aiohttp application of the cloud's REST API.
+
+    ``limiter``: per-key rate limits; ``carriers``: the carrier desk's routes (absent when no
+    key ring is configured); ``database``: billing export and webhook endpoint routes, whose
+    new deliveries ``wake`` the delivery worker.
+    """
     app = web.Application(
         middlewares=[json_errors, authenticate(service, limiter)], client_max_size=MAX_BODY
     )
@@ -161,4 +175,10 @@ def build_cloud_app(
     router.add_get("/healthz", api.healthz, allow_head=False)
     router.add_get("/readyz", api.readyz, allow_head=False)
     router.add_get("/v1/openapi.json", api.openapi, allow_head=False)
+    if carriers is not None:
+        add_carrier_routes(app, carriers)
+        add_document_routes(app, carriers)
+    if database is not None:
+        add_billing_routes(app, database, wake=wake)
+        add_webhook_routes(app, database, wake=wake)
     return app

@@ -1,5 +1,7 @@
 """The cloud's database: SQLAlchemy Core over aiosqlite or asyncpg, Alembic migrations."""
 
+# Every table module joins the shared metadata (migrations are checked against it).
+from . import billing_schema, carrier_schema  # noqa: F401
 from .migrate import head_revision, migrate
 from .rows import (
     AlertRow,

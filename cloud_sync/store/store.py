@@ -49,6 +49,11 @@ class CloudStore:
         # Hub keys never change once registered (add_hub refuses other keys): safe to cache.
         self._signing_keys: dict[str, Ed25519PublicKey] = {}
 
+    @property
+    def database(self) -> Database:
+        """The database itself, for parts with tables of their own (carriers, billing)."""
+        return self._db
+
     @classmethod
     async def open(cls, database_url: str, *, now: Callable[[], datetime] = utc_now) -> Self:
         """Connect to a migrated database; SchemaError says to run ``lockhub cloud migrate``."""

@@ -18,7 +18,7 @@ from gateway.hubmetrics import hub_metrics
 from gateway.identity import init_identity
 from gateway.metrics import Registry
 from gateway.testing import FakeClock
-from tests.access.harness import CLOUD_KID, CONFIG, HUB_ID, running_hub
+from tests.access.harness import CLOUD_KID, CONFIG, HUB_ID, SIM_LOCKS, running_hub
 
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -46,7 +46,10 @@ def pick(samples: Series, name: str, **labels: str) -> float:
 async def test_readyz_is_503_until_the_hub_is_started(tmp_path: Path) -> None:
     key = p.public_key_b64(Ed25519PrivateKey.generate().public_key())
     path = tmp_path / "gateway.toml"
-    path.write_text(CONFIG.format(hub_id=HUB_ID, kid=CLOUD_KID, key=key, grace=0, policy="deny"))
+    text = CONFIG.format(
+        hub_id=HUB_ID, kid=CLOUD_KID, key=key, grace=0, policy="deny", locks=SIM_LOCKS
+    )
+    path.write_text(text)
     config = load_gateway_config(path)
     init_identity(config.hub.state_dir)
     clock = FakeClock()

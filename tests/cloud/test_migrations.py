@@ -13,15 +13,15 @@ from cloud_sync.store.engine import Database, make_engine
 from cloud_sync.store.migrate import alembic_config
 from cloud_sync.store.schema import metadata
 
-TABLES = {
-    "hubs", "hub_chains", "records", "api_keys", "tasks", "windows", "pods", "alerts",
-    "command_seqs",
-}  # fmt: skip
+# Every table the Core metadata declares (sync, carriers, billing, webhooks).
+TABLES = set(metadata.tables)
+HEAD = "0004"
 
 
 async def test_migrate_creates_the_schema_and_is_idempotent(empty_url: str) -> None:
-    assert await migrate(empty_url) == head_revision() == "0002"
-    assert await migrate(empty_url) == "0002"
+    assert {"hubs", "records", "carrier_jobs", "carrier_labels", "billing_events"} <= TABLES
+    assert await migrate(empty_url) == head_revision() == HEAD
+    assert await migrate(empty_url) == HEAD
     db = Database(make_engine(empty_url))
     try:
         async with db.read() as conn:
@@ -44,7 +44,7 @@ async def test_store_refuses_an_unmigrated_database(empty_url: str) -> None:
     with pytest.raises(SchemaError, match="lockhub cloud migrate") as caught:
         await CloudStore.open(empty_url)
     assert isinstance(caught.value, CloudError)
-    assert (caught.value.current, caught.value.head) == (None, "0002")
+    assert (caught.value.current, caught.value.head) == (None, HEAD)
 
 
 async def test_store_refuses_a_database_at_another_revision(empty_url: str) -> None:

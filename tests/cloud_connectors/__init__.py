@@ -1,0 +1,1 @@
+"""Carrier connectors (Uber Direct native, karrio adapter) against fake carrier servers."""
