@@ -1,5 +1,8 @@
 """The hub's local HTTP API (DESIGN.md section 8): unlock, health, readiness, metrics, admin.
 
+``GET /`` is the read-only installer status page and ``GET /v1/status`` its data
+(``gateway.statuspage``): no token, and nothing sensitive in either.
+
 Couriers' devices (a keypad box, an app on the site network, a QR reader) call
 ``POST /v1/locks/{lock_id}/unlock``. Every kind of wrong gets the same 403; a lockout gets 423
 with ``Retry-After``; an unreachable lock 503 (the attempt is still recorded). Admin endpoints
@@ -15,7 +18,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -38,6 +41,10 @@ from .httpbody import read_body
 from .locks.callbacks import CALLBACK_SECRET_KEY, CallbackRegistry
 from .locks.driver import LockError
 from .metrics import Registry
+from .statuspage import STATUS_ROUTE, EventLog, status_data, status_page
+
+if TYPE_CHECKING:
+    from .sync.link import HubLink
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +72,9 @@ class ApiParts:
     ready: Callable[[], dict[str, bool]]
     # Routes bridge callbacks to lock drivers; None: every callback is 404.
     callbacks: CallbackRegistry | None = None
+    # The MQTT link and the recent lock events, for the status page (None: not shown).
+    link: HubLink | None = None
+    activity: EventLog | None = None
 
 
 def problem(status: int, error: str, **extra: Any) -> web.Response:
@@ -247,6 +257,8 @@ def build_app(parts: ApiParts) -> web.Application:
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/", status_page)
+    app.router.add_get(STATUS_ROUTE, status_data(parts))
     app.router.add_post(CALLBACK_ROUTE, callback_receiver(lambda: parts.callbacks))
     app.router.add_get("/v1/admin/windows", guard(admin.windows))
     app.router.add_get("/v1/admin/locks", guard(admin.locks))

@@ -1,10 +1,11 @@
-"""The hub's Prometheus metrics: unlock attempts, windows, outbox, locks, lockouts, MQTT link."""
+"""The hub's Prometheus metrics: unlock attempts, windows, outbox, locks, breakers, MQTT link."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from .access.engine import AccessEngine
+from .locks.breaker import BreakerState
 from .locks.driver import LockState
 from .metrics import Registry
 from .sync.link import HubLink
@@ -28,6 +29,12 @@ def hub_metrics(engine: AccessEngine, link: HubLink | None = None) -> Registry:
             for state in LockState:
                 yield {"lock_id": lock_id, "state": state.value}, float(state is current)
 
+    def breakers() -> Samples:
+        for lock_id, coordinator in sorted(engine.coordinators.items()):
+            current = coordinator.breaker
+            for state in BreakerState:
+                yield {"lock_id": lock_id, "state": state.value}, float(state is current)
+
     def batteries() -> Samples:
         for lock_id, coordinator in sorted(engine.coordinators.items()):
             percent = coordinator.state.battery_percent
@@ -49,6 +56,9 @@ def hub_metrics(engine: AccessEngine, link: HubLink | None = None) -> Registry:
     )
     registry.gauge("lockhub_lock_state", "1 for each lock's current state.", lock_states)
     registry.gauge("lockhub_lock_battery_percent", "Battery charge by lock.", batteries)
+    registry.gauge(
+        "lockhub_lock_breaker_state", "1 for each lock's circuit breaker state.", breakers
+    )
     registry.gauge("lockhub_lockouts", "Lockout entries with an end time set.", lockouts)
     registry.gauge(
         "lockhub_clock_synced",
