@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := dev,cloud,postgres,ble,vendors,karrio
+EXTRAS := dev,cloud,postgres,ble,vendors,karrio,demo
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Two cores: run tests in two workers when the suite is big enough to gain from it.
 PYTEST_ARGS ?=

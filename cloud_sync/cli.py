@@ -102,9 +102,12 @@ def _with_config(command: argparse.ArgumentParser, handler: Handler) -> None:
     command.set_defaults(handler=handler)
 
 
+def _path(namespace: argparse.Namespace) -> Path:
+    return Path(namespace.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
 def _load(namespace: argparse.Namespace) -> CloudConfig:
-    path = namespace.config or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
-    return load_cloud_config(path)
+    return load_cloud_config(_path(namespace))
 
 
 def _init(namespace: argparse.Namespace) -> int:
@@ -169,6 +172,8 @@ def _keys_create(namespace: argparse.Namespace) -> int:
 
 
 def _run(namespace: argparse.Namespace) -> int:
-    config = _load(namespace)
-    asyncio.run(run_cloud(config))
+    path = _path(namespace)
+    config = load_cloud_config(path)
+    configure_logging(config.log.level, config.log.format)
+    asyncio.run(run_cloud(config, config_path=path))
     return EXIT_OK

@@ -21,7 +21,9 @@ from cloud_sync.protocol.tomlconfig import (
     Identifier,
     ListenAddress,
     ListenSection,
+    LogSection,
     MqttSection,
+    OptionalIdentifier,
     Section,
     parse_config,
     read_failure,
@@ -60,7 +62,9 @@ class CloudSection(Section):
 class CloudMqttSection(MqttSection):
     """``[mqtt]``: the broker link, plus the shared-subscription group of the workers."""
 
-    shared_group: Identifier = "lockhub-cloud"
+    # Workers share $share/<group>/... subscriptions; "" subscribes plainly (one worker on a
+    # broker without shared subscriptions, such as the demo's embedded amqtt).
+    shared_group: OptionalIdentifier = "lockhub-cloud"
     # This worker's MQTT client id; with per-worker TLS certificates it is the certificate's
     # CN (config/mosquitto: use_username_as_clientid). Two workers need two ids.
     client_id: Identifier = "lockhub-cloud"
@@ -83,6 +87,7 @@ class CloudConfig(Section):
     mqtt: CloudMqttSection
     api: ApiSection = Field(default_factory=ApiSection)
     carriers: CarriersSection = Field(default_factory=CarriersSection)
+    log: LogSection = Field(default_factory=LogSection)
 
 
 def load_cloud_config(path: Path, env: Mapping[str, str] = os.environ) -> CloudConfig:

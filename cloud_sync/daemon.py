@@ -1,7 +1,9 @@
 """The cloud service's composition root: store, domain service, MQTT worker, REST API.
 
-``lockhub cloud run`` runs this in the foreground until SIGTERM; several can run against one
-broker and one database (shared subscriptions split the records between them).
+``lockhub cloud run`` runs this in the foreground until SIGTERM, under systemd as
+``Type=notify`` (systemd/lockhub-cloud.service); several can run against one broker and one
+database (shared subscriptions split the records between them). SIGTERM drains the API and
+closes the store; SIGHUP re-reads the config file and applies its log level.
 """
 
 from __future__ import annotations
@@ -10,17 +12,26 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from .config import CloudConfig
+from gateway.logs import configure_logging
+from gateway.notify import Notifier, watchdog_interval
+
+from .config import CloudConfig, ConfigError, load_cloud_config
 from .identity import load_cloud_identity
 from .ingest import CloudWorker
 from .service import CloudService
 from .store import CloudStore
 
 log = structlog.get_logger(__name__)
+
+# API requests in flight get this long to finish at shutdown (TimeoutStopSec=30 in the unit).
+DRAIN_SECONDS = 10.0
+# The level while the cloud config has no [log] table (docs/operations.md, SIGHUP).
+DEFAULT_LOG_LEVEL = "info"
 
 
 @dataclass
@@ -52,48 +63,128 @@ async def build_cloud(config: CloudConfig) -> Cloud:
         service=service,
         mqtt=config.mqtt,
         client_id=config.mqtt.client_id,
-        group=config.mqtt.shared_group,
+        group=config.mqtt.shared_group or None,
     )
     return Cloud(config, store, service, worker)
 
 
-async def serve_cloud(cloud: Cloud, stop: asyncio.Event) -> None:
-    """Run the MQTT worker and the REST API until ``stop`` is set."""
+async def serve_cloud(
+    cloud: Cloud, stop: asyncio.Event, *, notifier: Notifier | None = None
+) -> None:
+    """Run the MQTT worker, the webhook deliveries and the REST API until ``stop`` is set."""
     from .api import build_cloud_app  # noqa: PLC0415 - the API pulls in its OpenAPI document
+    from .api.metrics import add_metrics_route  # noqa: PLC0415
     from .api.ratelimit import KeyRateLimiter  # noqa: PLC0415
+    from .desk import open_desk  # noqa: PLC0415
+    from .metrics import CloudMetrics  # noqa: PLC0415
+    from .webhooks.delivery import DeliveryWorker  # noqa: PLC0415
 
     api = cloud.config.api
     limiter = KeyRateLimiter(api.rate_limit_per_second, api.rate_limit_burst)
+    metrics = CloudMetrics(cloud.store.chain_summary, connected=lambda: cloud.worker.connected)
+    cloud.worker.metrics = metrics
+    desk = await open_desk(cloud.config, cloud.store)
+    deliveries = DeliveryWorker(cloud.store.database)
+    if desk is not None:
+        desk.carriers.registry.board.register_metrics(metrics.registry)
     app = build_cloud_app(
-        cloud.service, cloud.worker.publish_later, ready=cloud.ready, limiter=limiter
+        cloud.service,
+        metrics.counting(cloud.worker.publish_later),
+        ready=cloud.ready,
+        limiter=limiter,
+        carriers=None if desk is None else desk.carriers,
+        database=cloud.store.database,
+        wake=deliveries.wake,
     )
-    runner = web.AppRunner(app, access_log=None)
+    add_metrics_route(app, metrics)
+    notifier = notifier or Notifier(None)
+    # cleanup() stops listening and lets requests in flight finish before cancelling them.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
     await runner.setup()
     host, port = cloud.config.api.host, cloud.config.api.port
+    drained = False
     try:
         await web.TCPSite(runner, host, port).start()
-        log.info("cloud.api_listening", host=host, port=port)
+        log.info("cloud.api_listening", host=host, port=port, carriers=desk is not None)
         worker = asyncio.create_task(cloud.worker.run(), name="cloud worker")
+        delivering = asyncio.create_task(deliveries.run(), name="webhook deliveries")
+        interval = watchdog_interval()
+        pinger = asyncio.create_task(keep_pinging(notifier, interval)) if interval else None
+        notifier.ready(f"serving the API on {host}:{port}")
         try:
             await stop.wait()
+            notifier.stopping("stopping: finishing requests in flight")
+            drained = True
+            await runner.cleanup()
         finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            for task in (worker, delivering, pinger):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
     finally:
-        await runner.cleanup()
+        if not drained:
+            await runner.cleanup()
+        await deliveries.close()
+        if desk is not None:
+            await desk.close()
 
 
-async def run_cloud(config: CloudConfig, stop: asyncio.Event | None = None) -> None:
-    """Run the cloud service until SIGTERM/SIGINT (or ``stop``)."""
+async def keep_pinging(notifier: Notifier, interval: float) -> None:
+    """Ping systemd's watchdog while the event loop turns.
+
+    The database and the broker are the cloud's dependencies, not its liveness: /readyz
+    reports them, and restarting the service would not bring them back.
+    """
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)
+
+
+def log_level_of(config: CloudConfig) -> str:
+    """The configured log level (``[log] level``)."""
+    return config.log.level
+
+
+def reload_config(path: Path | None) -> None:
+    """SIGHUP: re-read ``path`` and apply its log level; a bad file changes nothing."""
+    if path is None:
+        # Never the default action for SIGHUP (exit): `systemctl reload` must not stop us.
+        log.warning("config.reload_unavailable", reason="started without a config path")
+        return
+    try:
+        config = load_cloud_config(path)
+    except ConfigError as exc:
+        log.error("config.reload_refused", source=exc.source, errors=list(exc.lines))
+        return
+    level = log_level_of(config)
+    configure_logging(level, config.log.format)
+    log.info("config.reloaded", source=str(path), log_level=level)
+
+
+async def run_cloud(
+    config: CloudConfig,
+    stop: asyncio.Event | None = None,
+    *,
+    config_path: Path | None = None,
+    notifier: Notifier | None = None,
+) -> None:
+    """Run the cloud service until SIGTERM/SIGINT (or ``stop``); SIGHUP reloads ``config_path``."""
     stop = stop or asyncio.Event()
+    notifier = notifier or Notifier.from_env()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    handlers = [
+        (signal.SIGTERM, stop.set),
+        (signal.SIGINT, stop.set),
+        (signal.SIGHUP, lambda: reload_config(config_path)),
+    ]
+    for sig, handler in handlers:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
     cloud = await build_cloud(config)
     try:
         log.info("cloud.started", client_id=config.mqtt.client_id)
-        await serve_cloud(cloud, stop)
+        await serve_cloud(cloud, stop, notifier=notifier)
     finally:
+        notifier.stopping("stopping: closing the store")
         await cloud.store.close()
         log.info("cloud.stopped")

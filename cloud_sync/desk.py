@@ -70,6 +70,12 @@ def register_providers() -> None:
     import cloud_sync.carriers.uber_direct  # noqa: PLC0415 - registers "uber_direct"
 
     with contextlib.suppress(ImportError):  # the karrio extra is optional
+        from loguru import logger  # noqa: PLC0415 - karrio logs through loguru
+
+        # loguru's default sink prints karrio's lines raw on stderr, between our JSON
+        # events; the adapter adds its own sink for the statuses it needs.
+        with contextlib.suppress(ValueError):
+            logger.remove(0)
         import cloud_sync.carriers.karrio_adapter  # noqa: F401, PLC0415 - "karrio:*"
 
 

@@ -25,6 +25,7 @@ from cloud_sync.protocol.tomlconfig import (
     Identifier,
     ListenAddress,
     ListenSection,
+    LogSection,
     MqttSection,
     Section,
     parse_config,
@@ -154,13 +155,6 @@ class BleSection(Section):
     connection_slots: int = Field(default=2, ge=1, le=10)
     # Seconds a link stays open after its last use (each connected second costs lock battery).
     idle_disconnect_seconds: float = Field(default=10.0, gt=0, le=300)
-
-
-class LogSection(Section):
-    """``[log]``: level and output format (auto: JSON unless on a terminal)."""
-
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "console"] = "auto"
 
 
 class GatewayConfig(Section):

@@ -1,14 +1,16 @@
 """The composition root: builds the hub's parts from its config and runs them until stopped.
 
-``lockhub gateway run`` runs this in the foreground (systemd ``Type=notify`` comes with the
-operations work). The MQTT link (``gateway.sync``) runs beside the engine; real lock drivers
-plug in here.
+``lockhub gateway run`` runs this in the foreground, under systemd as ``Type=notify``
+(systemd/lockhub-gateway.service): READY once serving, WATCHDOG while healthy, STOPPING at
+shutdown. SIGTERM drains requests, flushes the outbox and closes the store; SIGHUP reloads
+what can change safely (``gateway.reload``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import os
 import signal
 import stat
@@ -26,7 +28,7 @@ from cloud_sync.protocol.keys import load_command_keys
 
 from .access.engine import AccessEngine, AccessSettings
 from .access.intake import CommandIntake
-from .access.lockout import LockoutPolicy, Lockouts
+from .access.lockout import Lockouts
 from .access.records import alert
 from .api import ApiParts, build_app
 from .clock import FLOOR_KV_KEY, TrustedClock, format_floor, keep_floor, parse_floor
@@ -38,13 +40,30 @@ from .identity import load_identity
 from .locks.adapter import BleProvider
 from .locks.callbacks import CallbackRegistry
 from .locks.coordinator import LockCoordinator
-from .locks.driver import LockDriver, LockError
+from .locks.driver import LockDriver, LockState
 from .locks.registry import build_driver
+from .notify import Notifier, Vitals, keep_watchdog, watchdog_interval
+from .reload import lockout_policy, reload_on, start_lock
+from .statuspage import EventLog
 from .store import NewRecord, Store, StoreError
 from .sync.link import HubLink
 from .sync.settings import SyncSettings
 
 log = structlog.get_logger(__name__)
+
+__all__ = [
+    "STORE_FILE",
+    "Hub",
+    "build_hub",
+    "flush_outbox",
+    "lockout_policy",
+    "read_admin_token",
+    "run_gateway",
+    "serve",
+    "start_hub",
+    "stop_hub",
+    "watch_clock",
+]
 
 STORE_FILE = "hub.db"
 # The clock floor is saved this often: after a power cut the hub's time can fall back at
@@ -54,6 +73,14 @@ FLOOR_SAVE_SECONDS = 60.0
 CLOCK_WATCH_SECONDS = 5.0
 # Group or other permission bits on the admin token file expose it.
 EXPOSING_BITS = 0o077
+# Shutdown budget; TimeoutStopSec=45 in systemd/lockhub-gateway.service covers the sum with
+# room to spare. In-flight requests get this long to finish: an unlock is one lock command
+# and its confirmation (UNLOCK_CONFIRM_TIMEOUT, 15 s) plus room for a retry.
+DRAIN_SECONDS = 20.0
+# Then records still waiting for the cloud get this long to be acked, if the link is up: a
+# connected hub's backlog after a drain is a few batches, acked in well under a second.
+FLUSH_SECONDS = 5.0
+FLUSH_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -70,9 +97,15 @@ class Hub:
     started: bool = False
     callbacks: CallbackRegistry = field(default_factory=CallbackRegistry)
     ble: BleProvider | None = None
+    # The last lock events, for the installer status page (kinds and times only).
+    activity: EventLog = field(default_factory=EventLog)
     # The MQTT link; readiness does not wait for it (the hub works offline): its state is in
     # /metrics and in the retained status message instead.
     link: HubLink | None = None
+    # What a reload needs to build drivers and coordinators as build_hub did.
+    source: str = "config"
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    monotonic: Callable[[], float] = time.monotonic
 
     def ready(self) -> dict[str, bool]:
         """Readiness checks for /readyz."""
@@ -81,6 +114,16 @@ class Hub:
             "engine": self.started,
             "locks": bool(self.coordinators) or not self.config.locks,
         }
+
+    def summary(self) -> str:
+        """One line for `systemctl status`: locks, the MQTT link, the outbox."""
+        locks = self.coordinators.values()
+        reachable = sum(c.state.state is not LockState.UNREACHABLE for c in locks)
+        if self.link is None:
+            return f"{reachable}/{len(locks)} locks reachable"
+        mqtt = "connected" if self.link.connected else "offline"
+        depth = self.link.watch.depth
+        return f"{reachable}/{len(locks)} locks reachable; mqtt {mqtt}; outbox {depth}"
 
 
 def read_admin_token(path: Path | None) -> str | None:
@@ -97,17 +140,6 @@ def read_admin_token(path: Path | None) -> str | None:
     if len(token) < 16:
         raise GatewayError(f"admin_token_file {path} holds a token shorter than 16 characters")
     return token
-
-
-def lockout_policy(config: GatewayConfig) -> LockoutPolicy:
-    """The lockout policy of ``[access]``."""
-    access = config.access
-    return LockoutPolicy(
-        threshold=access.lockout_threshold,
-        lock_threshold=access.lockout_lock_threshold,
-        base_seconds=access.lockout_base_seconds,
-        cap_seconds=access.lockout_cap_seconds,
-    )
 
 
 async def build_hub(
@@ -178,7 +210,19 @@ async def build_hub(
         keys=command_keys,
         monotonic=monotonic,
     )
-    hub = Hub(config, store, clock, engine, intake, drivers=drivers, callbacks=callbacks, ble=ble)
+    hub = Hub(
+        config,
+        store,
+        clock,
+        engine,
+        intake,
+        drivers=drivers,
+        callbacks=callbacks,
+        ble=ble,
+        source=source,
+        sleep=sleep,
+        monotonic=monotonic,
+    )
     hub.link = HubLink(
         mqtt=config.mqtt,
         protocol=config.mqtt.protocol,
@@ -192,31 +236,36 @@ async def build_hub(
     )
     for lock_id, driver in drivers.items():
         hub.coordinators[lock_id] = LockCoordinator(
-            driver, on_event=engine.events.on_event, sleep=sleep, monotonic=monotonic
+            driver,
+            on_event=hub.activity.tap(engine.events.on_event),
+            sleep=sleep,
+            monotonic=monotonic,
         )
     engine.attach(hub.coordinators)
     return hub
 
 
 async def start_hub(hub: Hub) -> None:
-    """Load state and start the lock coordinators."""
+    """Load state and start the lock coordinators (side by side: one slow lock holds up none)."""
     await hub.engine.start()
     await hub.intake.start()
     if hub.ble is not None:
         await hub.ble.start()
-    for coordinator in hub.coordinators.values():
-        await coordinator.start()
-        # Know each lock's state from the start; a lock out of reach now is not fatal.
-        with contextlib.suppress(LockError):
-            await coordinator.status()
+    async with asyncio.TaskGroup() as group:
+        for coordinator in hub.coordinators.values():
+            group.create_task(start_lock(coordinator))
     hub.started = True
 
 
 async def stop_hub(hub: Hub) -> None:
-    """Stop everything in reverse order and close the store cleanly."""
+    """Stop everything in reverse order and close the store cleanly.
+
+    Locks stop before the engine lets go of pending unlocks: a confirmation the lock already
+    queued still becomes a PoD.
+    """
+    await hub.engine.provisioner.stop()
+    await asyncio.gather(*(c.stop() for c in hub.coordinators.values()))
     await hub.engine.stop()
-    for coordinator in hub.coordinators.values():
-        await coordinator.stop()
     if hub.ble is not None:
         await hub.ble.stop()
     with contextlib.suppress(StoreError):
@@ -247,8 +296,20 @@ async def watch_clock(hub: Hub) -> None:
         await asyncio.sleep(CLOCK_WATCH_SECONDS)
 
 
-async def serve(hub: Hub, stop: asyncio.Event) -> None:
-    """Run the hub's background work and its local API until ``stop`` is set."""
+async def flush_outbox(hub: Hub, notifier: Notifier, seconds: float = FLUSH_SECONDS) -> None:
+    """While connected, wait (bounded) until the cloud acked every record."""
+    link = hub.link
+    if link is None or not link.connected or not await hub.store.unacked(1):
+        return
+    notifier.status("stopping: sending the outbox to the cloud")
+    for _ in range(round(seconds / FLUSH_POLL_SECONDS)):
+        if not link.connected or not await hub.store.unacked(1):
+            break
+        await asyncio.sleep(FLUSH_POLL_SECONDS)
+    log.info("outbox.flush_ended", depth=await hub.store.outbox_depth(), connected=link.connected)
+
+
+async def _listen(hub: Hub) -> web.AppRunner:
     host, port = hub.config.api.host, hub.config.api.port
     parts = ApiParts(
         engine=hub.engine,
@@ -257,50 +318,102 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
         admin_token=read_admin_token(hub.config.api.admin_token_file),
         ready=hub.ready,
         callbacks=hub.callbacks,
+        link=hub.link,
+        activity=hub.activity,
     )
-    runner = web.AppRunner(build_app(parts), access_log=None)
+    # cleanup() stops listening, lets requests in flight finish for this long, then cancels.
+    runner = web.AppRunner(build_app(parts), access_log=None, shutdown_timeout=DRAIN_SECONDS)
     await runner.setup()
     try:
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            raise GatewayError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        log.info("api.listening", host=host, port=port)
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise GatewayError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    log.info("api.listening", host=host, port=port)
+    return runner
 
-        async def save_floor(moment: datetime) -> None:
-            await hub.store.kv_set(FLOOR_KV_KEY, format_floor(moment))
 
+async def serve(
+    hub: Hub,
+    stop: asyncio.Event,
+    *,
+    notifier: Notifier | None = None,
+    reload: asyncio.Event | None = None,
+    config_path: Path | None = None,
+) -> None:
+    """Run the hub's background work and its local API until ``stop`` is set.
+
+    ``reload`` (set on SIGHUP) re-reads ``config_path``. Stopping drains requests in flight,
+    then flushes the outbox while connected, then stops the background work.
+    """
+    notifier = notifier or Notifier(None)
+    runner = await _listen(hub)
+    drained = False
+
+    async def save_floor(moment: datetime) -> None:
+        await hub.store.kv_set(FLOOR_KV_KEY, format_floor(moment))
+
+    try:
         async with asyncio.TaskGroup() as group:
-            tasks = [
+            work = [
                 group.create_task(hub.engine.run()),
                 group.create_task(keep_floor(hub.clock, save_floor, interval=FLOOR_SAVE_SECONDS)),
                 group.create_task(watch_clock(hub)),
             ]
             if hub.link is not None:
-                tasks.append(group.create_task(hub.link.run()))
+                work.append(group.create_task(hub.link.run()))
+            helpers: list[asyncio.Task[None]] = []
+            interval = watchdog_interval()
+            if interval is not None:
+                vitals = Vitals(hub.store, hub.link)
+                pinger = keep_watchdog(notifier, interval, vitals, hub.summary)
+                helpers.append(group.create_task(pinger))
+            if reload is not None and config_path is not None:
+                helpers.append(group.create_task(reload_on(reload, hub, config_path, notifier)))
+            notifier.ready(hub.summary())
             await stop.wait()
-            for task in tasks:
+            for task in helpers:
+                task.cancel()
+            notifier.stopping("stopping: finishing requests in flight")
+            log.info("gateway.stopping")
+            drained = True
+            await runner.cleanup()
+            await flush_outbox(hub, notifier)
+            for task in work:
                 task.cancel()
     finally:
-        await runner.cleanup()
+        if not drained:
+            await runner.cleanup()
 
 
 async def run_gateway(
-    config: GatewayConfig, stop: asyncio.Event | None = None, *, source: str = "config"
+    config: GatewayConfig,
+    stop: asyncio.Event | None = None,
+    *,
+    source: str = "config",
+    notifier: Notifier | None = None,
 ) -> None:
-    """Run the hub until SIGTERM/SIGINT (or ``stop``); ``source`` names the config file."""
+    """Run the hub until SIGTERM/SIGINT (or ``stop``); SIGHUP reloads ``source``, its file."""
     stop = stop or asyncio.Event()
+    notifier = notifier or Notifier.from_env()
+    reload = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig, handler in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set)):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+    # The watchdog kills a stuck hub with SIGABRT: leave the Python stacks in the journal.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     hub = await build_hub(config, source=source)
     try:
         await start_hub(hub)
         log.info(
             "gateway.started", hub_id=config.hub.id, locks=len(hub.coordinators), pid=os.getpid()
         )
-        await serve(hub, stop)
+        await serve(hub, stop, notifier=notifier, reload=reload, config_path=Path(source))
     finally:
+        notifier.stopping("stopping: closing the store")
         await stop_hub(hub)
         log.info("gateway.stopped", hub_id=config.hub.id)

@@ -86,5 +86,6 @@ def configure_logging(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(levels[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        # Not cached: SIGHUP changes the level, and a cached logger would keep the old one.
+        cache_logger_on_first_use=False,
     )

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Self, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -115,6 +115,18 @@ def _check_listen(value: str) -> str:
 
 ConfigPath = Annotated[Path, BeforeValidator(_non_empty), AfterValidator(_resolve_path)]
 Identifier = Annotated[str, AfterValidator(_check_identifier)]
+
+
+def _check_optional_identifier(value: str) -> str:
+    if value and not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            'must be "" or 1-64 characters of A-Z a-z 0-9 . _ - (no spaces or slashes)'
+        )
+    return value
+
+
+# An identifier, or "" for "none" (TOML has no null).
+OptionalIdentifier = Annotated[str, AfterValidator(_check_optional_identifier)]
 ListenAddress = Annotated[str, AfterValidator(_check_listen)]
 
 
@@ -341,3 +353,10 @@ def _dotted(loc: tuple[Any, ...]) -> str:
             name = part if _BARE_KEY.fullmatch(part) else f'"{part}"'
             path += f".{name}" if path else name
     return path
+
+
+class LogSection(Section):
+    """``[log]``: level and output format (auto: JSON unless on a terminal)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import sqlalchemy as sa
 import structlog
@@ -32,6 +32,9 @@ from .rows import (
 )
 from .schema import alerts, hub_chains, records
 
+if TYPE_CHECKING:
+    from cloud_sync.metrics import ChainSummary
+
 log = structlog.get_logger(__name__)
 
 
@@ -48,6 +51,13 @@ class CloudStore:
         self._now = now
         # Hub keys never change once registered (add_hub refuses other keys): safe to cache.
         self._signing_keys: dict[str, Ed25519PublicKey] = {}
+
+    async def chain_summary(self) -> ChainSummary:
+        """Hubs, broken chains and records waiting past a gap (for /metrics)."""
+        from cloud_sync.metrics import read_chain_summary  # noqa: PLC0415 - metrics import us
+
+        async with self._db.read() as conn:
+            return await read_chain_summary(conn)
 
     @property
     def database(self) -> Database:

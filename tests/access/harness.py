@@ -254,6 +254,7 @@ async def running_hub(
         admin_token=ADMIN_TOKEN,
         ready=hub.ready,
         callbacks=hub.callbacks,
+        activity=hub.activity,
     )
     client = TestClient(TestServer(build_app(parts)))
     await client.start_server()

@@ -33,11 +33,8 @@ class Site:
 async def busy_site(tmp_path: Path) -> AsyncIterator[Site]:
     """A started hub after an unlock, a wrong code, a battery report and a jam."""
     async with running_hub(tmp_path) as hub:
-        activity = EventLog()
-        # The daemon wires the log into each coordinator when it builds them; here the hub is
-        # already built, so the same tap goes onto the running coordinators.
-        for coordinator in hub.hub.coordinators.values():
-            coordinator._on_event = activity.tap(coordinator._on_event)
+        # The daemon taps each coordinator's events into the hub's log as it builds them.
+        activity = hub.hub.activity
         upsert = hub.upsert("w-page", CODE, max_uses=3)
         upsert["courier"] = {"id": "courier-7", "name": "Sam"}
         await hub.send(hub.command("window.upsert", upsert))

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.api import ApiParts, build_app
+from gateway.hubmetrics import hub_metrics
 from gateway.locks.driver import EventKind, LockEvent, Trigger
 from gateway.statuspage import RECENT_EVENTS, EventLog, load_page
 from tests.access.harness import running_hub
@@ -113,7 +116,15 @@ async def test_neither_the_page_nor_its_data_leak_codes_ids_or_names(tmp_path: P
 
 async def test_without_a_link_or_event_log_the_page_says_so(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as hub:
-        body = await (await hub.client.get("/v1/status")).json()
+        parts = ApiParts(
+            engine=hub.hub.engine,
+            intake=hub.hub.intake,
+            metrics=hub_metrics(hub.hub.engine),
+            admin_token=None,
+            ready=hub.hub.ready,
+        )
+        async with TestClient(TestServer(build_app(parts))) as client:
+            body = await (await client.get("/v1/status")).json()
         assert body["sync"] == {"configured": False, "connected": False}
         assert body["events"] is None
         assert body["outbox"] == {"depth": 0, "oldest_age_seconds": None}

@@ -1,0 +1,1 @@
+"""The systemd units, sysusers/tmpfiles files and the sd_notify protocol."""
