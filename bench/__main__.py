@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from . import ingest, records, sync, unlock  # noqa: F401 - importing a scenario module registers it
+from . import ingest, rateshop, records, sync, unlock  # noqa: F401 - importing a scenario module registers it
 from .harness import HEADER, SCENARIOS, Context, format_row
 
 # Each measurement runs this long; with two variants per scenario and its baseline the whole
