@@ -7,8 +7,10 @@ EXTRAS := dev,cloud,postgres,ble,vendors,karrio,demo
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Two cores: run tests in two workers when the suite is big enough to gain from it.
 PYTEST_ARGS ?=
+# `make fuzz`: seconds per atheris target (two targets at a time).
+FUZZ_SECONDS ?= 60
 
-.PHONY: venv test lint format bench demo clean
+.PHONY: venv test lint format bench demo clean fuzz
 
 venv: $(STAMP)
 
@@ -37,4 +39,7 @@ demo: $(STAMP)
 	$(BIN)/lockhub demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info fuzz/corpus fuzz/crashes
+
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)

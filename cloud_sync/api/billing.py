@@ -11,11 +11,11 @@ from aiohttp import web
 
 from cloud_sync.billing.export import Format, digest, export_range
 from cloud_sync.billing.focus import CSV_MEDIA_TYPE, JSONL_MEDIA_TYPE
+from cloud_sync.requests import parse_date_time
 from cloud_sync.store import utc_now
 from cloud_sync.store.engine import Database
 
 from .http import TENANT, bad_request
-from .models import parse_date_time
 
 log = structlog.get_logger(__name__)
 

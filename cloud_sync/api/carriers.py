@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -25,6 +25,8 @@ from cloud_sync.carriers.errors import (
     CarrierTimeoutError,
 )
 from cloud_sync.carriers.service import Carriers
+from cloud_sync.carriers.uber_codec import PROVIDER_CODE as UBER_DIRECT
+from cloud_sync.carriers.uber_webhooks import DeliveryUpdate, webhook_handler
 from cloud_sync.carriers.views import (
     PartnerIn,
     PartnerPatch,
@@ -46,6 +48,9 @@ Handler = Callable[["CarrierApi", web.Request], Awaitable[web.StreamResponse]]
 _IDENT = re.compile(IDENT_PATTERN)
 # Printable ASCII without spaces, as long as our idents: what clients put in the header.
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+# A delivery is booked days ahead, not centuries: far dates overflow the connectors' ETA
+# arithmetic, which would count as the carriers failing and open their breakers.
+MAX_READY_AHEAD = timedelta(days=366)
 # Breakers cool down in seconds; a client told to wait 1 s at least does not spin.
 MIN_RETRY_AFTER_S = 1
 
@@ -144,6 +149,8 @@ class CarrierApi:
         """POST /v1/{tenant}/tasks/{task_id}/rate-shop: ranked offers and who was skipped."""
         task_id = _ident(request, "task_id")
         body = await _body(request, RateShopIn)
+        if body.ready_at > self.now() + MAX_READY_AHEAD:
+            raise bad_request("ready_at", "must be within a year from now")
         result = await self.carriers.shop.shop(body.value(request[TENANT], task_id))
         return web.json_response(shop_json(result, self.now()))
 
@@ -169,6 +176,21 @@ class CarrierApi:
         """GET /v1/{tenant}/carrier-jobs/{job_id}."""
         row = await self.carriers.jobs.get(request[TENANT], _ident(request, "job_id"))
         return web.json_response(job_json(row))
+
+    async def uber_direct_webhook(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/webhooks/uber-direct/{partner_id}: Uber's signed delivery news."""
+        partner_id = _ident(request, "partner_id")
+        registry, jobs = self.carriers.registry, self.carriers.jobs
+
+        async def keys() -> Sequence[bytes]:
+            return await registry.webhook_keys(partner_id, UBER_DIRECT)
+
+        async def on_update(update: DeliveryUpdate) -> None:
+            tenant = await registry.tenant_of(partner_id)
+            if tenant is not None:
+                await jobs.apply_update(tenant, UBER_DIRECT, update.carrier_job_id, update.status)
+
+        return await webhook_handler(keys, on_update)(request)
 
     @_carrier_errors
     async def refresh_job(self, request: web.Request) -> web.Response:
@@ -208,6 +230,8 @@ def add_carrier_routes(
         ("GET", jobs, api.get_job),
         ("POST", jobs + "/refresh", api.refresh_job),
         ("POST", jobs + "/cancel", api.cancel_job),
+        # Carriers call this one: no tenant key; the signature over the body is the check.
+        ("POST", "/v1/webhooks/uber-direct/{partner_id}", api.uber_direct_webhook),
     ]
     for method, path, handler in routes:
         if method == "GET":

@@ -148,13 +148,12 @@ class DocumentApi:
             raise bad_request("provider_code", "is required")
         try:
             day = date.fromisoformat(request.query.get("day", ""))
-        except ValueError:
-            raise bad_request("day", "must be a date (YYYY-MM-DD)") from None
-        start = datetime.combine(day, time(), UTC)
+            start = datetime.combine(day, time(), UTC)
+            end = start + timedelta(days=1)
+        except (ValueError, OverflowError):  # 9999-12-31 has no next day
+            raise bad_request("day", "must be a date (YYYY-MM-DD) before 9999-12-31") from None
         async with self.carriers.jobs.store.read() as conn:
-            jobs = await q.jobs_booked_between(
-                conn, request[TENANT], provider, start, start + timedelta(days=1)
-            )
+            jobs = await q.jobs_booked_between(conn, request[TENANT], provider, start, end)
         jobs = [j for j in jobs if j.tracking_number and j.status not in {"booking", "cancelled"}]
         if not jobs:
             return problem(404, "not_found", detail="no jobs of that carrier on that day")

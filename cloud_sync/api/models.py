@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_core.core_schema import ValidationInfo
 
 from cloud_sync.protocol.fields import HubId, Ident, Text, rfc3339
+from cloud_sync.requests import DateTime, Strict
 from cloud_sync.store import PodRow, TaskView, WindowView
 
 # The wire's bound on uses (WindowUpsertBody): a window is for deliveries, not a door badge.
 MAX_USES = 1_000_000
-# RFC 3339 section 5.6 date-time with seconds; an offset or Z (upper case only: strict).
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
-
-
-def parse_date_time(value: object) -> datetime:
-    """An RFC 3339 date-time with an offset, as UTC to the millisecond; else ValueError."""
-    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
-        raise ValueError("must be an RFC 3339 date-time with seconds and an offset or Z")
-    try:
-        moment = datetime.fromisoformat(value).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999
-        raise ValueError("not a valid calendar date and time") from exc
-    # The wire carries milliseconds: store what the hub will hold and the API will show.
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-DateTime = Annotated[datetime, BeforeValidator(parse_date_time)]
-
-
-class Strict(BaseModel):
-    """A request object: no unknown keys, no type coercion."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class CourierIn(Strict):

@@ -14,6 +14,7 @@ from yarl import URL
 from cloud_sync.errors import NotFoundError
 from cloud_sync.protocol.fields import Text, rfc3339
 from cloud_sync.protocol.ids import ULID_PATTERN
+from cloud_sync.requests import Strict
 from cloud_sync.store import utc_now
 from cloud_sync.store.billing_schema import URL as MAX_URL
 from cloud_sync.store.engine import Database
@@ -22,7 +23,6 @@ from cloud_sync.webhooks.endpoints import DISABLED_BY_USER, EndpointRow
 from cloud_sync.webhooks.outbox import TEST_EVENT, AttemptRow, DeliveryRow
 
 from .http import TENANT, bad_request, invalid, not_found, read_object
-from .models import Strict
 
 ENDPOINTS = "/v1/{tenant}/webhooks/endpoints"
 # An endpoint subscribes to a handful of types; 64 covers every type we will ever emit.

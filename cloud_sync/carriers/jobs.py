@@ -184,6 +184,16 @@ class CarrierJobs:
         status = await connector.get_status(_ref(job))
         return await self.store.write(lambda conn: self._apply(conn, tenant, job_id, status))
 
+    async def apply_update(
+        self, tenant: str, provider_code: str, carrier_job_id: str, status: JobStatus
+    ) -> JobRow | None:
+        """A carrier's own news (a webhook) about one of the tenant's jobs; None if unknown."""
+        async with self.store.read() as conn:
+            job = await q.job_by_carrier_id(conn, tenant, provider_code, carrier_job_id)
+        if job is None:
+            return None
+        return await self.store.write(lambda conn: self._apply(conn, tenant, job.job_id, status))
+
     async def cancel(self, tenant: str, job_id: str) -> JobRow:
         """Cancel with the carrier, then here; a cancelled job stays cancelled."""
         job = await self.get(tenant, job_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +196,24 @@ class CarrierRegistry:
         await self.store.write(lambda conn: q.update_partner(conn, gone))
         self._built.pop(partner_id, None)
         log.info("carrier_partner.deleted", partner_id=partner_id)
+
+    async def webhook_keys(self, partner_id: str, provider_code: str) -> Sequence[bytes]:
+        """The partner's ``webhook_signing_key`` credential(s) for a carrier's webhook; none
+        (every signature refused) for an unknown partner or another provider's."""
+        async with self.store.read() as conn:
+            row = await q.partner_by_id(conn, partner_id)
+        if row is None or row.provider_code != provider_code:
+            return []
+        opened = self._config(row).credentials
+        names = ("webhook_signing_key", "webhook_signing_key_previous")
+        keys = [opened.get(name, "") for name in names]
+        return [key.encode() for key in keys if key]
+
+    async def tenant_of(self, partner_id: str) -> str | None:
+        """The tenant of a live partner."""
+        async with self.store.read() as conn:
+            row = await q.partner_by_id(conn, partner_id)
+        return None if row is None else row.tenant_id
 
     def _config(self, row: PartnerRow) -> PartnerConfig:
         opened = (

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, JsonValue, field_validator
 from pydantic_core.core_schema import ValidationInfo
 
-from cloud_sync.api.models import DateTime, Strict
 from cloud_sync.protocol.fields import Ident, rfc3339
+from cloud_sync.requests import DateTime, Strict
 from cloud_sync.store.carriers import JobRow, OfferRow, PartnerRow
 
 from .breaker import BreakerSnapshot

@@ -134,6 +134,15 @@ async def insert_partner(conn: AsyncConnection, row: PartnerRow) -> None:
     await conn.execute(sa.insert(carrier_partners).values(**dataclasses.asdict(row)))
 
 
+async def partner_by_id(conn: AsyncConnection, partner_id: str) -> PartnerRow | None:
+    """A live partner by id alone (for carriers' webhooks, which name no tenant)."""
+    query = sa.select(carrier_partners).where(
+        carrier_partners.c.partner_id == partner_id, carrier_partners.c.status != "deleted"
+    )
+    row = (await conn.execute(query)).first()
+    return None if row is None else PartnerRow(**row._mapping)
+
+
 async def get_partner(conn: AsyncConnection, tenant_id: str, partner_id: str) -> PartnerRow | None:
     """The tenant's partner (deleted ones are gone)."""
     query = sa.select(carrier_partners).where(

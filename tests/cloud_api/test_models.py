@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cloud_sync.api.models import WindowRequest, parse_date_time
+from cloud_sync.api.models import WindowRequest
+from cloud_sync.requests import parse_date_time
 
 from .conftest import window_request
 
