@@ -314,7 +314,7 @@ async def _listen(hub: Hub) -> web.AppRunner:
     parts = ApiParts(
         engine=hub.engine,
         intake=hub.intake,
-        metrics=hub_metrics(hub.engine, hub.link),
+        metrics=hub_metrics(hub.engine, hub.link, hub.intake),
         admin_token=read_admin_token(hub.config.api.admin_token_file),
         ready=hub.ready,
         callbacks=hub.callbacks,

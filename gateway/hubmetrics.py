@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .access.engine import AccessEngine
+from .access.intake import CommandIntake
 from .locks.breaker import BreakerState
 from .locks.driver import LockState
 from .metrics import Registry
@@ -13,8 +14,10 @@ from .sync.link import HubLink
 Samples = Iterable[tuple[dict[str, str], float]]
 
 
-def hub_metrics(engine: AccessEngine, link: HubLink | None = None) -> Registry:
-    """A registry reading the engine's (and the MQTT link's) state at every scrape."""
+def hub_metrics(
+    engine: AccessEngine, link: HubLink | None = None, intake: CommandIntake | None = None
+) -> Registry:
+    """A registry reading the engine's (and the MQTT link's, the intake's) state per scrape."""
     registry = Registry()
 
     def attempts() -> Samples:
@@ -67,6 +70,14 @@ def hub_metrics(engine: AccessEngine, link: HubLink | None = None) -> Registry:
     )
     if link is not None:
         link_metrics(registry, link)
+    if intake is not None:
+        unverified = intake.unverified
+        registry.gauge(
+            "lockhub_commands_unverified_total",
+            "Commands that failed verification (bad signature, unknown kid, malformed).",
+            lambda: [({"reason": r}, float(n)) for r, n in sorted(unverified.items())],
+            "counter",
+        )
     return registry
 
 
@@ -91,6 +102,12 @@ def link_metrics(registry: Registry, link: HubLink) -> None:
         "lockhub_sync_published_records_total",
         "Records published on up/records (resends included).",
         lambda: [({}, float(link.pump.published_records))],
+        "counter",
+    )
+    registry.gauge(
+        "lockhub_sync_acks_refused_total",
+        "Ack messages refused (malformed, bad signature, another hub's): nothing acked.",
+        lambda: [({}, float(link.refused_acks))],
         "counter",
     )
     registry.gauge(

@@ -28,7 +28,7 @@ from .engine import AccessEngine
 log = structlog.get_logger(__name__)
 
 # A broker (or anyone who can publish to it) could send garbage without end; the hub reports
-# the first few per hour and counts the rest in its logs and metrics.
+# the first few per hour; every one is logged and counted (lockhub_commands_unverified_total).
 UNVERIFIED_ALERTS_PER_HOUR = 10
 _HOUR = 3600.0
 
@@ -61,6 +61,8 @@ class CommandIntake:
         self._monotonic = monotonic
         self._replay = ReplayGuard()
         self._alerts: list[float] = []
+        # Every command that failed verification, by reason (lockhub_commands_unverified_total).
+        self.unverified: dict[str, int] = {}
 
     async def start(self) -> None:
         """Restore the replay windows persisted by earlier runs."""
@@ -103,6 +105,7 @@ class CommandIntake:
 
     async def _unverified(self, reason: str, detail: str) -> None:
         log.warning("command.unverified", reason=reason, detail=detail)
+        self.unverified[reason] = self.unverified.get(reason, 0) + 1
         now = self._monotonic()
         self._alerts = [t for t in self._alerts if now - t < _HOUR]
         if len(self._alerts) >= UNVERIFIED_ALERTS_PER_HOUR:

@@ -106,6 +106,8 @@ class HubLink:
         self.version: Version | None = None
         self.connects = 0
         self.last_ack_at: float | None = None
+        # Ack messages refused (malformed, bad signature, another hub's): nothing was acked.
+        self.refused_acks = 0
         self._since: float | None = None
 
     def clock(self) -> float:
@@ -232,6 +234,7 @@ class HubLink:
             envelopes = decode_batch(data)
         except ProtocolError as exc:
             log.warning("sync.ack_refused", reason="malformed", detail=str(exc)[:200])
+            self.refused_acks += 1
             return 0
         newly = 0
         for envelope in envelopes:
@@ -240,6 +243,7 @@ class HubLink:
             except ProtocolError as exc:
                 # A broker (or anyone who can publish) must not make the hub forget records.
                 log.warning("sync.ack_refused", reason=type(exc).__name__, detail=str(exc)[:200])
+                self.refused_acks += 1
                 continue
             newly += await self._store.ack(ack.body.acked)
             self.last_ack_at = self._monotonic()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync import protocol as p
 from cloud_sync.protocol import REPLAY_WINDOW
 from gateway.access.intake import UNVERIFIED_ALERTS_PER_HOUR
+from gateway.hubmetrics import hub_metrics
 from tests.access.harness import CLOUD_KID, HUB_ID, HubHarness, running_hub
 
 DENIED = (403, {"error": "denied"})
@@ -173,7 +174,7 @@ async def test_a_tampered_command_is_rejected_and_reported(
 
 
 async def test_unverified_reports_stop_at_the_hourly_limit(tmp_path: Path) -> None:
-    """The precise gap: past the limit, a forged command is rejected but not reported."""
+    """Past the limit a forged command raises no more alerts, but every one is counted."""
     async with running_hub(tmp_path) as hub:
         rogue = Ed25519PrivateKey.generate()
         for seq in range(1, UNVERIFIED_ALERTS_PER_HOUR + 4):
@@ -186,3 +187,6 @@ async def test_unverified_reports_stop_at_the_hourly_limit(tmp_path: Path) -> No
             if a["kind"] == "command_unverified"
         ]
         assert len(alerts) == UNVERIFIED_ALERTS_PER_HOUR
+        scrape = hub_metrics(hub.hub.engine, intake=hub.hub.intake).render()
+        expected = UNVERIFIED_ALERTS_PER_HOUR + 3
+        assert f'lockhub_commands_unverified_total{{reason="bad_signature"}} {expected}' in scrape
