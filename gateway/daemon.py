@@ -126,17 +126,28 @@ class Hub:
         return f"{reachable}/{len(locks)} locks reachable; mqtt {mqtt}; outbox {depth}"
 
 
+# An admin token is a line of text; anything bigger is not one.
+MAX_TOKEN_FILE_BYTES = 4096
+
+
 def read_admin_token(path: Path | None) -> str | None:
     """The admin bearer token from its file (mode 0600), or None when no file is set."""
     if path is None:
         return None
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        token = path.read_text(encoding="utf-8").strip()
+        # No symlinks, and the mode is checked on the file actually opened, before reading.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise GatewayError(f"cannot read admin_token_file {path}: {exc.strerror}") from exc
-    if mode & EXPOSING_BITS:
-        raise GatewayError(f"admin_token_file {path} is readable by others; run `chmod 600 {path}`")
+    with os.fdopen(fd, "rb") as file:
+        if stat.S_IMODE(os.fstat(file.fileno()).st_mode) & EXPOSING_BITS:
+            raise GatewayError(
+                f"admin_token_file {path} is readable by others; run `chmod 600 {path}`"
+            )
+        try:
+            token = file.read(MAX_TOKEN_FILE_BYTES).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GatewayError(f"cannot read admin_token_file {path}: not a text token") from exc
     if len(token) < 16:
         raise GatewayError(f"admin_token_file {path} holds a token shorter than 16 characters")
     return token

@@ -43,3 +43,14 @@ def test_a_file_others_can_read_is_refused_with_chmod_advice(tmp_path: Path, mod
 def test_a_short_token_is_refused(tmp_path: Path) -> None:
     with pytest.raises(GatewayError, match="shorter than 16 characters"):
         read_admin_token(token_file(tmp_path, "0123456789abcde\n"))
+
+
+def test_a_token_file_behind_a_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real-token"
+    real.write_text("a-long-enough-admin-token-0123\n")
+    real.chmod(0o600)
+    link = tmp_path / "admin-token"
+    link.symlink_to(real)
+    with pytest.raises(GatewayError, match="cannot read admin_token_file"):
+        read_admin_token(link)
+    assert read_admin_token(real) == "a-long-enough-admin-token-0123"
