@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # `make fuzz`: seconds per atheris target (two targets at a time).
 FUZZ_SECONDS ?= 60
 
-.PHONY: venv test lint format bench demo clean fuzz
+.PHONY: venv test lint format bench demo clean fuzz soak
 
 venv: $(STAMP)
 
@@ -43,3 +43,9 @@ clean:
 
 fuzz: $(STAMP)
 	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)
+
+# The long crash campaign (docs/reliability.md): SIGKILLs, power cuts and broker restarts on
+# each cloud backend, then the figures table. Add e.g. --seed N to replay a schedule.
+SOAK_ARGS ?= --rounds 200 --power-cuts 50
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak $(SOAK_ARGS)

@@ -75,8 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     hub_commands = hub.add_subparsers(dest="hub_command", required=True)
     add = hub_commands.add_parser("add", help="register a hub and its public keys")
     add.add_argument("--id", required=True, help="the hub's id (its [hub] id)")
-    add.add_argument("--signing-key", required=True, help="base64url Ed25519 key (identity)")
-    add.add_argument("--sealing-key", required=True, help="base64url X25519 key (identity)")
+    # A base64url key may start with "-": pass it as --signing-key=KEY.
+    add.add_argument(
+        "--signing-key",
+        required=True,
+        help="base64url Ed25519 key (identity); use --signing-key=KEY",
+    )
+    add.add_argument(
+        "--sealing-key",
+        required=True,
+        help="base64url X25519 key (identity); use --sealing-key=KEY",
+    )
     add.add_argument(
         "--tenant",
         action="append",

@@ -64,6 +64,11 @@ def hub_metrics(
     )
     registry.gauge("lockhub_lockouts", "Lockout entries with an end time set.", lockouts)
     registry.gauge(
+        "lockhub_store_low_space",
+        "1 while the store is in low-space mode (reserve released, new windows refused).",
+        lambda: [({}, float(engine.store.low_space))],
+    )
+    registry.gauge(
         "lockhub_clock_synced",
         "1 while the hub trusts its clock.",
         lambda: [({}, float(engine.clock.trusted()))],

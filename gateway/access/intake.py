@@ -21,7 +21,7 @@ from cloud_sync.protocol.messages import decode_command
 from cloud_sync.protocol.policy import check_command
 from cloud_sync.protocol.replay import ReplayGuard, accept
 
-from ..store import Store
+from ..store import Store, StoreLowSpaceError
 from . import records
 from .engine import AccessEngine
 
@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 # A broker (or anyone who can publish to it) could send garbage without end; the hub reports
 # the first few per hour; every one is logged and counted (lockhub_commands_unverified_total).
 UNVERIFIED_ALERTS_PER_HOUR = 10
+# The reason a command that would add a window gets while the disk is full (the store's
+# low-space mode keeps what space is left for proof of delivery).
+STORAGE_FULL = "storage_full"
 _HOUR = 3600.0
 
 
@@ -98,7 +101,12 @@ class CommandIntake:
         except PolicyError as exc:
             await self._engine.reject(command, verified.kid, exc.reason)
             return IntakeResult("rejected", exc.reason, command.id)
-        outcome = await self._engine.apply(command, verified.kid, new_state)
+        try:
+            outcome = await self._engine.apply(command, verified.kid, new_state)
+        except StoreLowSpaceError:
+            # The replay slot stays free: the cloud may send the command again later.
+            await self._engine.reject(command, verified.kid, STORAGE_FULL)
+            return IntakeResult("rejected", STORAGE_FULL, command.id)
         # Only after the commit: a failed commit must leave the seq acceptable on redelivery.
         self._replay.states[verified.kid] = new_state
         return IntakeResult(outcome.result, outcome.reason, command.id)

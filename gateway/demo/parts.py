@@ -114,7 +114,7 @@ async def step_setup(demo: Demo) -> str:
         demo.cli("cloud", "keys", "create", "--config", "cloud.toml", "--tenant", TENANT),
         demo.cli(
             "cloud", "hub", "add", "--config", "cloud.toml", "--id", HUB_ID,
-            "--signing-key", hub.signing_public, "--sealing-key", hub.sealing_public,
+            f"--signing-key={hub.signing_public}", f"--sealing-key={hub.sealing_public}",
             "--tenant", TENANT,
         ),
     )  # fmt: skip

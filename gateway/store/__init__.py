@@ -9,6 +9,7 @@ from .errors import (
     StoreCorruptError,
     StoreError,
     StoreFullError,
+    StoreLowSpaceError,
     StoreSchemaTooNewError,
 )
 from .migrations import MIGRATIONS
@@ -21,12 +22,14 @@ from .rows import (
     StoredRecord,
     WindowRow,
 )
+from .space import RESERVE_BYTES
 from .store import ALERT_RECORD_TYPE, Store
 
 __all__ = [
     "ALERT_RECORD_TYPE",
     "BUSY_TIMEOUT_S",
     "MIGRATIONS",
+    "RESERVE_BYTES",
     "ChainHead",
     "Courier",
     "InvalidRecordError",
@@ -41,6 +44,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StoreLowSpaceError",
     "StoreSchemaTooNewError",
     "StoredRecord",
     "WindowRow",

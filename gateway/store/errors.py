@@ -33,6 +33,14 @@ class StoreFullError(StoreError):
     """The disk (or the database's size limit) is full: nothing was written; free space."""
 
 
+class StoreLowSpaceError(StoreFullError):
+    """Low-space mode refused a write that would create a window; nothing was written.
+
+    The disk filled and the space reserve went to proof of delivery: reject the command that
+    brought the window (the cloud may send it again); the mode ends when space returns.
+    """
+
+
 class StoreBusyError(StoreError):
     """Another process held the database lock past the busy timeout: retry later."""
 

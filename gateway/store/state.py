@@ -66,6 +66,8 @@ INSERT INTO lockouts (lock_id, source, failures, level, locked_until) VALUES (?,
 ON CONFLICT (lock_id, source) DO UPDATE SET failures = excluded.failures,
     level = excluded.level, locked_until = excluded.locked_until
 """
+# Window ids per IN (...) query: well under SQLite's host-parameter limit (32766 since 3.32).
+_IDS_PER_QUERY = 500
 _KV_UPSERT = """
 INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
@@ -143,6 +145,16 @@ class StateTables:
         """Return the window, or None if unknown."""
         rows = await self._db.fetch(f"{_WINDOW_SELECT} WHERE window_id = ?", (window_id,))
         return _window_from_row(rows[0]) if rows else None
+
+    async def known_windows(self, window_ids: Sequence[str]) -> set[str]:
+        """Return which of ``window_ids`` the table holds."""
+        known: set[str] = set()
+        for start in range(0, len(window_ids), _IDS_PER_QUERY):
+            chunk = window_ids[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT window_id FROM windows WHERE window_id IN ({marks})"  # noqa: S608 - only placeholders are interpolated
+            known.update(str(row[0]) for row in await self._db.fetch(sql, chunk))
+        return known
 
     async def list_windows(self, lock_id: str | None = None) -> list[WindowRow]:
         """Return all windows (or one lock's), ordered by start then id."""

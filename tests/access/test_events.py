@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
@@ -112,7 +113,12 @@ async def test_a_confirmation_after_the_api_gave_up_still_becomes_the_windows_po
         assert (pod["window_id"], pod["method"]) == ("w-late", "hub_code")
         assert alert_kinds(records) == []
         assert engine.attempts == {"unconfirmed": 1}
-        window = engine.cache.get("w-late")
+        # The use commits with the PoD; the cache takes the row right after that commit.
+        for _ in range(200):
+            window = engine.cache.get("w-late")
+            if window is not None and window.uses == 1:
+                break
+            await asyncio.sleep(0.01)
         assert window is not None
         assert window.uses == 1
 

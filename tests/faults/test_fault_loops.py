@@ -17,7 +17,9 @@ import pytest
 from cloud_sync.protocol import topics
 from tests.infra.services import free_port
 
-from .conftest import HUB_ID, ROUNDS, SETTLE_SECONDS, Site, Unlocker, hub_envelopes, stored_count
+from .deployment import ROUNDS, SETTLE_SECONDS, Site
+from .processes import Unlocker
+from .stores import HUB_ID, hub_envelopes, stored_count
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -104,7 +106,9 @@ async def test_broker_restarts_lose_and_duplicate_nothing(site: Site) -> None:
 
 def publish_as_hub(url_port: int, batches: list[list[str]]) -> None:
     """Publish record batches to the hub's ``up/records`` with QoS 1, as the hub would."""
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="faults-replayer")
+    # paho re-exports CallbackAPIVersion without listing it in __all__.
+    version = paho.CallbackAPIVersion.VERSION2  # type: ignore[attr-defined]
+    client = paho.Client(version, client_id="faults-replayer")
     client.connect("127.0.0.1", url_port)
     client.loop_start()
     try:

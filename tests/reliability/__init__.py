@@ -1,0 +1,1 @@
+"""Reliability campaign: crash rounds, power cuts and a full disk, with figures."""
