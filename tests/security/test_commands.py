@@ -129,6 +129,9 @@ async def test_a_command_under_a_wrong_kid_is_rejected_and_reported(
         assert alert["severity"] == "warning"
 
 
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def _flip(text: str, index: int) -> str:
     """``text`` with the base64url character at ``index`` replaced by another."""
     swapped = "B" if text[index] == "A" else "A"
@@ -148,8 +151,15 @@ def _tampered(envelope: dict[str, str], how: str, hub: HubHarness) -> dict[str, 
         return {**envelope, "protected": header}
     if how == "extra-member":
         return {**envelope, "header": "x"}
-    assert how == "truncated-signature"
-    return {**envelope, "signature": envelope["signature"][:-4]}
+    signature = p.b64url_decode(envelope["signature"])
+    if how == "truncated-signature":
+        # Canonical base64url of a 61-byte signature: decodes, then fails Ed25519's length.
+        return {**envelope, "signature": p.b64url_encode(signature[:-3])}
+    assert how == "non-canonical-signature"
+    # 64 bytes end in a character carrying 4 unused bits; setting one is not base64url.
+    encoded = envelope["signature"]
+    last = B64URL.index(encoded[-1])
+    return {**envelope, "signature": encoded[:-1] + B64URL[last | 1]}
 
 
 @pytest.mark.parametrize(
@@ -159,7 +169,8 @@ def _tampered(envelope: dict[str, str], how: str, hub: HubHarness) -> dict[str, 
         ("signature", "bad_signature"),
         ("header", "bad_signature"),
         ("extra-member", "malformed"),
-        ("truncated-signature", "malformed"),
+        ("truncated-signature", "bad_signature"),
+        ("non-canonical-signature", "malformed"),
     ],
 )
 async def test_a_tampered_command_is_rejected_and_reported(
