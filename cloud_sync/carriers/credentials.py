@@ -117,7 +117,7 @@ class KeyRing:
             raise CredentialError("sealed credentials do not open for this partner") from exc
         value = json.loads(plain)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise CredentialError("sealed credentials are not a string map")  # pragma: no cover
+            raise CredentialError("sealed credentials are not a string map")
         return {str(name): str(item) for name, item in value.items()}
 
     def reseal(self, sealed: str, *, tenant: str, partner_id: str) -> str | None:

@@ -35,6 +35,15 @@ def test_seal_and_open() -> None:
     assert "\\x01" not in repr(keys)
 
 
+@pytest.mark.parametrize("plain", [{"client_id": 7}, {"nested": {"a": "b"}}])
+def test_a_seal_that_opens_to_other_than_strings_is_refused(plain: dict[str, object]) -> None:
+    keys = ring("k1")
+    # Only a holder of the key could seal this: opened, it is still checked.
+    sealed = keys.seal(plain, tenant="acme", partner_id="p1")  # type: ignore[arg-type]
+    with pytest.raises(CredentialError, match="not a string map"):
+        keys.open(sealed, tenant="acme", partner_id="p1")
+
+
 @pytest.mark.parametrize(("tenant", "partner"), [("other", "p1"), ("acme", "p2")])
 def test_a_seal_opens_only_for_its_tenant_and_partner(tenant: str, partner: str) -> None:
     keys = ring("k1")

@@ -36,6 +36,7 @@ from fuzz.targets import TARGETS, parse_cloud_config, parse_hub_config, parse_un
 from gateway.locks.ble.nuki import codec, keypad, keyturner, messages
 from gateway.locks.ble.nuki.errors import NukiFrameError
 from gateway.locks.bridges import nuki_bridge_api as bridge
+from tests.protocol.test_fuzz import json_paths, replace_at
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON = st.recursive(
@@ -49,26 +50,6 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            out += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            out += _paths(item, (*prefix, index))
-    return out
-
-
-def _replace(value: Any, path: tuple[Any, ...], new: object) -> Any:
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        return {**value, head: _replace(value[head], rest, new)}
-    return [_replace(item, rest, new) if i == head else item for i, item in enumerate(value)]
 
 
 def _drop(value: Any, path: tuple[Any, ...]) -> Any:
@@ -85,10 +66,10 @@ def _drop(value: Any, path: tuple[Any, ...]) -> Any:
 def mutated(sample: bytes, data: st.DataObject) -> bytes:
     """``sample`` with one member (at any depth) dropped or replaced by any JSON value."""
     value = jsoncodec.loads(sample)
-    path = data.draw(st.sampled_from(_paths(value)[1:]), label="path")
+    path = data.draw(st.sampled_from(json_paths(value)[1:]), label="path")
     if data.draw(st.booleans(), label="drop"):
         return jsoncodec.dumps(_drop(value, path))
-    return jsoncodec.dumps(_replace(value, path, data.draw(JSON, label="new")))
+    return jsoncodec.dumps(replace_at(value, path, data.draw(JSON, label="new")))
 
 
 SIGNED_PATHS = [

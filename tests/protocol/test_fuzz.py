@@ -105,24 +105,26 @@ def test_text_into_parsers(text: str) -> None:
         _only_ours(parse, text)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON value (the value itself first); shared with tests/fuzz."""
     out = [prefix]
     if isinstance(value, dict):
         for key, item in value.items():
-            out += _paths(item, (*prefix, key))
+            out += json_paths(item, (*prefix, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            out += _paths(item, (*prefix, index))
+            out += json_paths(item, (*prefix, index))
     return out
 
 
-def _replace(value: Any, path: tuple[Any, ...], new: object) -> Any:
+def replace_at(value: Any, path: tuple[Any, ...], new: object) -> Any:
+    """``value`` with the member at ``path`` replaced by ``new``."""
     if not path:
         return new
     head, rest = path[0], path[1:]
     if isinstance(value, dict):
-        return {**value, head: _replace(value[head], rest, new)}
-    return [_replace(item, rest, new) if i == head else item for i, item in enumerate(value)]
+        return {**value, head: replace_at(value[head], rest, new)}
+    return [replace_at(item, rest, new) if i == head else item for i, item in enumerate(value)]
 
 
 SAMPLES = [command(t) for t in COMMAND_BODIES] + [record(t) for t in RECORD_BODIES]
@@ -132,8 +134,8 @@ SAMPLES = [command(t) for t in COMMAND_BODIES] + [record(t) for t in RECORD_BODI
 @given(st.sampled_from(SAMPLES), st.data(), json_values)
 def test_mutated_payloads(sample: bytes, data: st.DataObject, new: object) -> None:
     value = jsoncodec.loads(sample)
-    path = data.draw(st.sampled_from(_paths(value)))
-    mutated = jsoncodec.dumps(_replace(value, path, new))
+    path = data.draw(st.sampled_from(json_paths(value)))
+    mutated = jsoncodec.dumps(replace_at(value, path, new))
     for decode in DECODERS:
         _only_ours(decode, mutated)
 

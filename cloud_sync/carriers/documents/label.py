@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
-from reportlab.graphics.barcode.code128 import Code128  # type: ignore[import-untyped]
-from reportlab.graphics.barcode.qr import QrCodeWidget  # type: ignore[import-untyped]
-from reportlab.graphics.renderPDF import draw as draw_drawing  # type: ignore[import-untyped]
-from reportlab.graphics.shapes import Drawing  # type: ignore[import-untyped]
-from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
+from reportlab.graphics.barcode.code128 import Code128
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.renderPDF import draw as draw_drawing
+from reportlab.graphics.shapes import Drawing
+from reportlab.pdfgen.canvas import Canvas
 
 from cloud_sync.carriers.documents import fonts
 from cloud_sync.carriers.documents.layout import Barcode, Item, QrCode, Rule, Text, layout

@@ -6,8 +6,8 @@ import csv
 import io
 import math
 
-from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
-from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.pdfgen.canvas import Canvas
 
 from cloud_sync.carriers.documents import fonts
 from cloud_sync.carriers.documents.model import ManifestData, ManifestLine, format_weight

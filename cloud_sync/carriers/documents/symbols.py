@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reportlab.graphics.barcode.code128 import Code128  # type: ignore[import-untyped]
+from reportlab.graphics.barcode.code128 import Code128
 
 POINTS_PER_INCH = 72
 # A 4x6 inch thermal label, portrait.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from reportlab.graphics.barcode import qrencoder  # type: ignore[import-untyped]
+from reportlab.graphics.barcode import qrencoder
 
 from cloud_sync.carriers.documents import fonts
 from cloud_sync.carriers.documents.errors import DocumentError
@@ -82,7 +82,8 @@ def qr_modules(value: str) -> int:
     code = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
     code.addData(value)
     code.make()
-    return int(code.getModuleCount())
+    # The stubs type the attribute, not its untyped getter.
+    return int(code.moduleCount)
 
 
 def _qr(item: QrCode) -> str:

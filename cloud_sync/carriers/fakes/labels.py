@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from reportlab.lib.units import inch  # type: ignore[import-untyped]
-from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
+from reportlab.lib.units import inch
+from reportlab.pdfgen.canvas import Canvas
 
 
 def pdf_label(carrier: str, tracking_number: str) -> bytes:
