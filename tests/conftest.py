@@ -12,10 +12,10 @@ from gateway.testing import FakeClock
 from tests.infra.services import (
     MosquittoBroker,
     PostgresDatabase,
-    create_database,
     drop_database,
     missing_service,
     mosquitto_available,
+    session_database,
 )
 
 
@@ -35,14 +35,7 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
 @pytest.fixture(scope="session")
 def postgres_db() -> Iterator[PostgresDatabase]:
     """A PostgreSQL database created for this session (LOCKHUB_TEST_PG_DSN or the local server)."""
-    try:
-        import asyncpg  # noqa: PLC0415 - only PostgreSQL tests need it
-    except ImportError:
-        missing_service("asyncpg is not installed (pip install 'lockhub[postgres]')")
-    try:
-        db = asyncio.run(create_database())
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        missing_service(f"no PostgreSQL server reachable: {exc}")
+    db = session_database()
     try:
         yield db
     finally:

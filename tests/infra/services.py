@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import os
@@ -13,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -28,7 +30,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def missing_service(what: str) -> None:
+def missing_service(what: str) -> NoReturn:
     """Fail under CI, skip elsewhere: a missing service never hides in a green CI run."""
     if in_ci():
         pytest.fail(f"{what} (CI=true: a missing service is a failure)")
@@ -171,6 +173,21 @@ async def create_database() -> PostgresDatabase:
     finally:
         await admin.close()
     return PostgresDatabase(dsn=_with_database(_admin_dsn(), name), name=name)
+
+
+def session_database() -> PostgresDatabase:
+    """Create this session's database; no driver or no server skips (fails under CI)."""
+    try:
+        import asyncpg  # noqa: PLC0415 - see create_database
+    except ImportError:
+        missing_service("asyncpg is not installed (pip install 'lockhub[postgres]')")
+    # Refused or reset connections (OSError), silence (TimeoutError), a server that refuses us
+    # (PostgresError) and a link the driver cannot use (InterfaceError) all mean: no server.
+    unreachable = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+    try:
+        return asyncio.run(create_database())
+    except unreachable as exc:
+        missing_service(f"no PostgreSQL server reachable ({type(exc).__name__}: {exc})")
 
 
 async def drop_database(db: PostgresDatabase) -> None:

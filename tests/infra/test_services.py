@@ -7,6 +7,7 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.testing import FakeClock
 from tests.infra.services import MosquittoBroker, PostgresDatabase, port_open
@@ -17,9 +18,14 @@ pytestmark = pytest.mark.mqtt
 def _retained(broker: MosquittoBroker, topic: str) -> bytes | None:
     got: list[bytes] = []
     done = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+
+    def on_message(_client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(bytes(msg.payload))
+        done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-    client.on_message = lambda _c, _u, msg: (got.append(msg.payload), done.set())
+    client.on_message = on_message
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     done.wait(2.0)
@@ -29,7 +35,7 @@ def _retained(broker: MosquittoBroker, topic: str) -> bytes | None:
 
 
 def _publish_retained(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)

@@ -16,6 +16,7 @@ from cloud_sync.protocol import (
     SignatureError,
     Signer,
     UnknownKeyError,
+    b64url_decode,
     b64url_encode,
     decode_batch,
     encode_batch,
@@ -91,6 +92,24 @@ def test_wrong_key_is_rejected(cloud_signer: Signer) -> None:
     other = Ed25519PrivateKey.from_private_bytes(b"\x02" * 32).public_key()
     with pytest.raises(SignatureError, match="does not verify"):
         verify(cloud_signer.sign(PAYLOAD), {"cloud-2026": other})
+
+
+def test_kid_rewritten_to_another_trusted_key_is_rejected(
+    cloud_signer: Signer, cloud_key: Ed25519PrivateKey
+) -> None:
+    # Both keys are trusted: only the signature can tell that the kid was changed.
+    other = Ed25519PrivateKey.from_private_bytes(b"\x03" * 32)
+    both = {"cloud-2026": cloud_key.public_key(), "cloud-2027": other.public_key()}
+    for envelope, new_kid in (
+        (cloud_signer.sign(PAYLOAD), "cloud-2027"),
+        (Signer("cloud-2027", other).sign(PAYLOAD), "cloud-2026"),
+    ):
+        assert verify(envelope, both).payload == PAYLOAD
+        header = json.loads(b64url_decode(envelope["protected"]))
+        assert header["kid"] != new_kid
+        rewritten = b64url_encode(json.dumps({**header, "kid": new_kid}).encode())
+        with pytest.raises(SignatureError, match="does not verify"):
+            verify({**envelope, "protected": rewritten}, both)
 
 
 def test_unknown_kid(cloud_key: Ed25519PrivateKey, trusted: Keys) -> None:

@@ -146,6 +146,9 @@ class _Link:
     session_key: bytes | None = None
     encrypt: CipherContext | None = None
     decrypt: CipherContext | None = None
+    # The central subscribes to the main channel's notifications after the handshake and
+    # before its first command: only from then on does a pushed frame reach it.
+    listening: bool = False
 
 
 @dataclass(slots=True)
@@ -238,7 +241,9 @@ class YaleLockEmulator(FakePeripheral):
 
     def changed(self) -> None:
         """Tell the world: push the state on an open link and flip the advertised byte."""
-        if self._session.encrypt is not None:
+        # A frame pushed before the central listens would be lost yet advance this side's CBC
+        # chain alone, and every later frame on the link would then fail its checksum.
+        if self._session.listening:
             self._push(0xBB, GET_STATUS, {4: bytes([ST_LOCK]), 8: bytes([self.bolt])})
             self._push(0xBB, GET_STATUS, {4: bytes([ST_DOOR]), 8: bytes([self.door])})
         self._toggle ^= 1
@@ -304,6 +309,7 @@ class YaleLockEmulator(FakePeripheral):
     def _command(self, sealed: bytes) -> None:
         if self._session.decrypt is None:
             raise BleakError(REJECTED)
+        self._session.listening = True
         plain = _open(self._session.decrypt, sealed)
         if simple_checksum(plain) != 0 or plain[0] != 0xEE:
             self._push(0xBB, plain[1], {15: bytes([INVALID_MSG])})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from bleak import BleakClient
@@ -28,12 +29,12 @@ class Central:
         self.secure: asyncio.Queue[bytes] = asyncio.Queue()
         self.main: asyncio.Queue[bytes] = asyncio.Queue()
 
-    async def open(self) -> None:
+    async def open(self, *, before_listening: Callable[[], object] = lambda: None) -> None:
+        """The handshake in yalexs-ble's order: main-channel notifications come on after it."""
         await self.client.connect()
         await self.client.start_notify(
             wire.SECURE_READ, lambda _c, d: self.secure.put_nowait(bytes(d))
         )
-        await self.client.start_notify(wire.READ, lambda _c, d: self.main.put_nowait(bytes(d)))
         offline = Cipher(algorithms.AES(bytes.fromhex(KEY)), modes.ECB())  # noqa: S305
         mine = bytes(range(16))
         frame = wire.secure_plain(wire.SEC_KEY_EXCHANGE, mine[:8], bytes([0x0F, SLOT]))
@@ -45,6 +46,8 @@ class Central:
         assert (await self._secure(self.session, frame))[0] == wire.SEC_INIT_OK
         self.encrypt = Cipher(algorithms.AES(session), modes.CBC(bytes(16))).encryptor()
         self.decrypt = Cipher(algorithms.AES(session), modes.CBC(bytes(16))).decryptor()
+        before_listening()
+        await self.client.start_notify(wire.READ, lambda _c, d: self.main.put_nowait(bytes(d)))
 
     async def _secure(self, cipher: Cipher[modes.ECB], frame: bytes) -> bytes:
         sealed = cipher.encryptor().update(frame[:16]) + frame[16:]
@@ -56,6 +59,10 @@ class Central:
         """Send one main-channel frame (already checksummed or not) and return the answer."""
         sealed = self.encrypt.update(frame[:16]) + frame[16:]
         await self.client.write_gatt_char(wire.WRITE, sealed, response=True)
+        return await self.pushed()
+
+    async def pushed(self) -> bytes:
+        """The next main-channel frame from the lock, decrypted."""
         answer = await asyncio.wait_for(self.main.get(), 1)
         return self.decrypt.update(bytes(answer[:16])) + bytes(answer[16:])
 
@@ -86,6 +93,30 @@ async def test_frames_yalexs_ble_never_sends(air: FakeAir, emulator: YaleLockEmu
         await central.client.write_gatt_char(wire.WRITE, b"\x00" * 5, response=True)
     with pytest.raises(BleakError, match="not readable"):
         await central.client.read_gatt_char(wire.READ)
+    await central.client.disconnect()
+
+
+async def test_a_change_during_the_handshake_keeps_the_link_in_step(
+    air: FakeAir, emulator: YaleLockEmulator
+) -> None:
+    # The door opens after the session is set up but before the central listens on the main
+    # channel: nothing is pushed then (the CBC chains stay in step), the advertisement flips.
+    central = Central(air, emulator)
+    toggle = emulator.manufacturer_data[wire.YALE_COMPANY_ID]
+    await central.open(before_listening=lambda: emulator.set_door(open_=True))
+    assert emulator.manufacturer_data[wire.YALE_COMPANY_ID] != toggle
+    answer = await central.command(command(wire.GET_STATUS, {4: bytes([wire.ST_DOOR])}))
+    assert wire.simple_checksum(answer) == 0
+    assert answer[8] == wire.DOOR_OPEN
+    # Once the central has spoken on the main channel, changes are pushed to it.
+    emulator.turn_thumb(unlock=True)
+    bolt, door = await central.pushed(), await central.pushed()
+    assert (bolt[4], bolt[8], door[4], door[8]) == (
+        wire.ST_LOCK,
+        wire.UNLOCKED,
+        wire.ST_DOOR,
+        wire.DOOR_OPEN,
+    )
     await central.client.disconnect()
 
 
