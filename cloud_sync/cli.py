@@ -22,7 +22,7 @@ from .desk import create_key_file, default_key_file
 from .errors import CloudError
 from .identity import IdentityError, init_cloud_identity, load_cloud_identity
 from .service import CloudService
-from .store import HubRow, migrate
+from .store import ChainAccepted, HubRow, migrate
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -89,16 +89,42 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--tenant",
         action="append",
-        required=True,
-        help="a tenant that may create windows on this hub (repeat for several)",
+        default=[],
+        help="a tenant that may create windows on this hub (repeat for several; none by "
+        "default: run `hub add` again with --tenant to grant one later)",
     )
     _with_config(add, _hub_add)
+    accept = hub_commands.add_parser(
+        "accept-chain",
+        help="after investigating a broken record chain: continue it from a seq",
+        description="Re-anchor a hub's broken record chain at --from-seq (the seq the "
+        "chain_broken alert names, normally) and chain the records it held back, applying "
+        "their effects once. See docs/operations.md before running it.",
+    )
+    accept.add_argument("--id", required=True, help="the hub's id")
+    accept.add_argument(
+        "--from-seq",
+        type=_positive,
+        required=True,
+        help="the first record seq to accept as the chain's continuation",
+    )
+    _with_config(accept, _hub_accept_chain)
     keys = commands.add_parser("keys", help="manage tenant API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create an API key; printed once")
     create.add_argument("--tenant", required=True, help="the tenant the key serves")
     _with_config(create, _keys_create)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a record seq (1 or more), not {text!r}")
+    return value
 
 
 def _with_config(command: argparse.ArgumentParser, handler: Handler) -> None:
@@ -163,7 +189,40 @@ def _hub_add(namespace: argparse.Namespace) -> int:
         )
 
     hub = asyncio.run(_with_service(config, add))
-    print(f"hub {hub.hub_id} registered for tenants {', '.join(namespace.tenant)}")
+    if namespace.tenant:
+        print(f"hub {hub.hub_id} registered for tenants {', '.join(namespace.tenant)}")
+    else:
+        print(f"hub {hub.hub_id} registered; no tenant may create windows on it yet")
+        print(
+            f"lockhub: hint: grant one with `lockhub cloud hub add --id {hub.hub_id} ... "
+            "--tenant T` (the same keys again)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _hub_accept_chain(namespace: argparse.Namespace) -> int:
+    config = _load(namespace)
+
+    async def accept(service: CloudService) -> ChainAccepted:
+        return await service.store.accept_chain(namespace.id, namespace.from_seq)
+
+    done = asyncio.run(_with_service(config, accept))
+    print(
+        f"the record chain of hub {done.hub_id} (epoch {done.epoch}) continues from seq "
+        f"{done.from_seq}: {done.chained} held-back records chained, next seq {done.next_seq}"
+    )
+    if done.superseded:
+        print(
+            f"{done.superseded} records the hub rewrote were moved aside to epoch "
+            f"{done.superseded_epoch}; their effects stand"
+        )
+    if done.broken_at is not None:
+        print(
+            f"lockhub: warning: the chain broke again at seq {done.broken_at}: investigate "
+            "that record too",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -32,6 +33,12 @@ from cloud_sync.protocol.tomlconfig import (
 ENV_PREFIX = "LOCKHUB_CLOUD_"
 DEFAULT_CONFIG_PATH = Path("/etc/lockhub/cloud.toml")
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+# MQTT 5: the broker keeps a disconnected worker's session, and so its share of the records,
+# this long. Five minutes covers a restart or an upgrade (the worker gets its queue back);
+# a worker gone for good stops receiving its share after it (docs/operations.md).
+DEFAULT_WORKER_SESSION_EXPIRY_S = 300
+# A week: a worker away longer than a hub may be offline is not coming back.
+MAX_WORKER_SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -68,6 +75,13 @@ class CloudMqttSection(MqttSection):
     # This worker's MQTT client id; with per-worker TLS certificates it is the certificate's
     # CN (config/mosquitto: use_username_as_clientid). Two workers need two ids.
     client_id: Identifier = "lockhub-cloud"
+    # auto: MQTT 5 (session expiry), falling back to 3.1.1 when the broker refuses it.
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    # Seconds the broker keeps this worker's session after it disconnects (MQTT 5 only;
+    # 0 ends it with the connection). MQTT 3.1.1 has no expiry: see docs/operations.md.
+    worker_session_expiry: int = Field(
+        default=DEFAULT_WORKER_SESSION_EXPIRY_S, ge=0, le=MAX_WORKER_SESSION_EXPIRY_S
+    )
 
 
 class ApiSection(ListenSection):

@@ -3,7 +3,9 @@
 ``lockhub cloud run`` runs this in the foreground until SIGTERM, under systemd as
 ``Type=notify`` (systemd/lockhub-cloud.service); several can run against one broker and one
 database (shared subscriptions split the records between them). SIGTERM drains the API and
-closes the store; SIGHUP re-reads the config file and applies its log level.
+closes the store; SIGHUP re-reads the config file and applies its log level. If the MQTT
+worker or the webhook deliveries stop on their own, the service stops with an error (exit 1)
+and systemd restarts it, rather than serving an API over a cloud that ingests nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from gateway.logs import configure_logging
 from gateway.notify import Notifier, watchdog_interval
 
 from .config import CloudConfig, ConfigError, load_cloud_config
+from .errors import CloudError
 from .identity import load_cloud_identity
 from .ingest import CloudWorker
 from .service import CloudService
@@ -32,6 +36,14 @@ log = structlog.get_logger(__name__)
 DRAIN_SECONDS = 10.0
 # The level while the cloud config has no [log] table (docs/operations.md, SIGHUP).
 DEFAULT_LOG_LEVEL = "info"
+
+
+class ServiceFailedError(CloudError):
+    """A part of the running service stopped on its own: exit non-zero so systemd restarts."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"the {part} stopped: {reason}; stopping the service")
+        self.part = part
 
 
 @dataclass
@@ -106,13 +118,13 @@ async def serve_cloud(
     try:
         await web.TCPSite(runner, host, port).start()
         log.info("cloud.api_listening", host=host, port=port, carriers=desk is not None)
-        worker = asyncio.create_task(cloud.worker.run(), name="cloud worker")
+        worker = asyncio.create_task(cloud.worker.run(), name="MQTT worker")
         delivering = asyncio.create_task(deliveries.run(), name="webhook deliveries")
-        interval = watchdog_interval()
-        pinger = asyncio.create_task(keep_pinging(notifier, interval)) if interval else None
+        parts = (worker, delivering)
+        pinger = start_pinging(notifier, parts)
         notifier.ready(f"serving the API on {host}:{port}")
         try:
-            await stop.wait()
+            await until_stopped(stop, parts)
             notifier.stopping("stopping: finishing requests in flight")
             drained = True
             await runner.cleanup()
@@ -129,14 +141,50 @@ async def serve_cloud(
             await desk.close()
 
 
-async def keep_pinging(notifier: Notifier, interval: float) -> None:
-    """Ping systemd's watchdog while the event loop turns.
+async def until_stopped(stop: asyncio.Event, parts: Sequence[asyncio.Task[None]]) -> None:
+    """Wait for ``stop``; raise ServiceFailedError if one of ``parts`` ends first."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopping, *parts}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    for part in parts:
+        if part in done:
+            if part.cancelled():
+                reason = "cancelled"
+            else:
+                error = part.exception()
+                reason = "returned" if error is None else f"{type(error).__name__}: {error}"
+            log.critical("cloud.part_stopped", part=part.get_name(), reason=reason)
+            raise ServiceFailedError(part.get_name(), reason)
+
+
+def start_pinging(
+    notifier: Notifier, parts: Sequence[asyncio.Task[None]]
+) -> asyncio.Task[None] | None:
+    """Ping systemd's watchdog while every part runs (no task without a watchdog)."""
+    interval = watchdog_interval()
+    if not interval:
+        return None
+    return asyncio.create_task(
+        keep_pinging(notifier, interval, lambda: not any(part.done() for part in parts))
+    )
+
+
+async def keep_pinging(
+    notifier: Notifier, interval: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Ping systemd's watchdog while the event loop turns and ``alive()`` holds.
 
     The database and the broker are the cloud's dependencies, not its liveness: /readyz
-    reports them, and restarting the service would not bring them back.
+    reports them, and restarting the service would not bring them back. A stopped MQTT
+    worker is: without it the service ingests nothing.
     """
     while True:
-        notifier.watchdog()
+        if alive():
+            notifier.watchdog()
+        else:
+            log.error("watchdog.withheld", reason="a part of the service stopped")
         await asyncio.sleep(interval)
 
 

@@ -120,6 +120,10 @@ class CloudMetrics:
         self.chained = counter(
             "lockhub_cloud_records_chained_total", "Records appended to a hub's verified chain."
         )
+        self.held = counter(
+            "lockhub_cloud_records_held_total",
+            "Records stored behind a broken chain and held back until an operator accepts it.",
+        )
         self.published = counter(
             "lockhub_cloud_published_messages_total",
             "MQTT messages handed to the broker, by channel (commands, acks).",
@@ -172,6 +176,8 @@ class CloudMetrics:
                 self.records.inc(count, result=name)
         if result.chained:
             self.chained.inc(result.chained)
+        if result.held:
+            self.held.inc(result.held)
         self.ack_latency.observe(ack_seconds)
 
     def refused(self) -> None:

@@ -6,6 +6,7 @@ from .migrate import head_revision, migrate
 from .rows import (
     AlertRow,
     ApiKeyRow,
+    ChainAccepted,
     ChainState,
     HubRow,
     IngestResult,
@@ -22,6 +23,7 @@ from .store import CloudStore, utc_now
 __all__ = [
     "AlertRow",
     "ApiKeyRow",
+    "ChainAccepted",
     "ChainState",
     "CloudStore",
     "HubRow",

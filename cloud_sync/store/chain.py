@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,20 +13,22 @@ from cloud_sync.errors import UnknownHubError
 from cloud_sync.protocol.messages import decode_record
 
 from . import effects
+from .engine import insert_for
 from .rows import ChainState
-from .schema import hub_chains, records
+from .schema import alerts, hub_chains, records
 
 log = structlog.get_logger(__name__)
 
 # Records chained per query: bounds memory when a long backlog arrives after a gap fills.
 CHAIN_CHUNK = 500
+HELD_KIND = "chain_held"
 
 
 async def lock_chain(conn: AsyncConnection, hub_id: str) -> ChainState:
     """Read the hub's chain row, locking it until commit (PostgreSQL; SQLite locks the file)."""
     query = sa.select(hub_chains).where(hub_chains.c.hub_id == hub_id).with_for_update()
     row = (await conn.execute(query)).first()
-    if row is None:  # pragma: no cover - add_hub writes the hub and its chain together
+    if row is None:  # add_hub writes the hub and its chain together
         raise UnknownHubError(hub_id)
     return ChainState(**row._mapping)
 
@@ -66,6 +69,74 @@ async def break_chain(
     await effects.add_alert(conn, dialect, alert, now)
     log.error("chain.broken", hub_id=chain.hub_id, epoch=chain.epoch, seq=seq, problem=problem)
     return ChainState(chain.hub_id, chain.epoch, chain.next_seq, chain.last_hash, seq)
+
+
+async def hold_back(
+    conn: AsyncConnection,
+    dialect: str,
+    chain: ChainState,
+    record_ids: Collection[str] | None,
+    now: datetime,
+) -> int:
+    """Raise a ``chain_held`` alert for each unchained record of the broken epoch.
+
+    ``record_ids`` limits it to those records (a batch stored behind a break that was
+    already reported); None takes every one waiting (the chain just broke).
+    """
+    if chain.broken_seq is None or (record_ids is not None and not record_ids):
+        return 0
+    query = sa.select(records.c.seq, records.c.record_id, records.c.type).where(
+        records.c.hub_id == chain.hub_id,
+        records.c.epoch == chain.epoch,
+        records.c.chained.is_(False),
+    )
+    if record_ids is not None:
+        query = query.where(records.c.record_id.in_(list(record_ids)))
+    rows = (await conn.execute(query.order_by(records.c.seq))).all()
+    if not rows:
+        return 0
+    values = [_held_alert(chain, row.seq, row.record_id, row.type, now) for row in rows]
+    # In chunks: both drivers cap the bound parameters of one statement (7 per alert).
+    for start in range(0, len(values), CHAIN_CHUNK):
+        await conn.execute(insert_for(dialect, alerts).values(values[start : start + CHAIN_CHUNK]))
+    log.error(
+        "chain.held_back",
+        hub_id=chain.hub_id,
+        epoch=chain.epoch,
+        broken_seq=chain.broken_seq,
+        records=len(rows),
+        first_seq=rows[0].seq,
+        last_seq=rows[-1].seq,
+    )
+    return len(rows)
+
+
+def _held_alert(
+    chain: ChainState, seq: int, record_id: str, type_: str, now: datetime
+) -> dict[str, object]:
+    message = (
+        f"record seq {seq} ({type_}) is stored but held back: the chain broke at seq "
+        f"{chain.broken_seq} (epoch {chain.epoch}); its effect waits for `lockhub cloud hub "
+        "accept-chain`"
+    )
+    details = {
+        "epoch": chain.epoch,
+        "seq": seq,
+        "record_id": record_id,
+        "type": type_,
+        "broken_seq": chain.broken_seq,
+    }
+    # record_id stays NULL: it names the record that raised an alert itself (a hub.alert),
+    # which this record may still do once it is chained.
+    return {
+        "hub_id": chain.hub_id,
+        "kind": HELD_KIND,
+        "severity": "warning",
+        "message": message,
+        "details": details,
+        "record_id": None,
+        "created_at": now,
+    }
 
 
 async def _pending(conn: AsyncConnection, chain: ChainState) -> list[sa.Row[tuple[int, str, str]]]:

@@ -19,7 +19,14 @@ from cloud_sync.protocol.messages import ack_ranges
 from cloud_sync.protocol.policy import accept_record
 from cloud_sync.protocol.records import HubAlert, Record
 
-from .chain import advance, break_chain, epoch_holds_records, lock_chain, save_chain
+from .chain import (
+    advance,
+    break_chain,
+    epoch_holds_records,
+    hold_back,
+    lock_chain,
+    save_chain,
+)
 from .engine import insert_for
 from .rows import ChainState, IngestResult, Rejected
 from .schema import records
@@ -80,6 +87,7 @@ async def store_batch(
         chain = ChainState(hub_id, chain.epoch + 1, 1, GENESIS_HASH, None)
         result.new_epoch = True
         log.warning("chain.new_epoch", hub_id=hub_id, epoch=chain.epoch)
+    was_broken = chain.broken_seq is not None
     # A duplicate of an older epoch names a seq the hub now uses for another record.
     acked = {seq for epoch, seq in known.values() if epoch == chain.epoch}
     result.duplicates = len(items) - len(fresh)
@@ -94,6 +102,9 @@ async def store_batch(
                 problem = "a different record for a seq already chained"
                 chain = await break_chain(conn, dialect, chain, seq=seq, problem=problem, now=now)
     chain, result.chained = await advance(conn, dialect, chain, now)
+    # Stored and acked, but not chained: say so for each record (the break's own alert
+    # names only where it broke), all of them the moment it breaks.
+    result.held = await hold_back(conn, dialect, chain, inserted if was_broken else None, now)
     await save_chain(conn, chain)
     result.stored, result.epoch = len(inserted), chain.epoch
     result.acked, result.broken_at = ack_ranges(acked), chain.broken_seq

@@ -43,6 +43,9 @@ class IngestResult:
     conflicts: list[int] = field(default_factory=list)
     new_epoch: bool = False
     broken_at: int | None = None
+    # Records stored but held back (not chained, effects not applied) by a broken chain; each
+    # raised a ``chain_held`` alert.
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,24 @@ class ChainState:
     next_seq: int
     last_hash: str
     broken_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAccepted:
+    """What ``accept_chain`` did: where the chain was re-anchored and what it chained."""
+
+    hub_id: str
+    epoch: int
+    from_seq: int
+    # Chained records at or after ``from_seq`` that the hub has since rewritten, moved to
+    # epoch ``superseded_epoch`` (negative) with their effects standing; 0 and None if none.
+    superseded: int
+    superseded_epoch: int | None
+    # Held-back records chained (and their effects applied) by the re-anchor.
+    chained: int
+    next_seq: int
+    # Set when a record after ``from_seq`` breaks the chain again.
+    broken_at: int | None
 
 
 @dataclass(frozen=True, slots=True)

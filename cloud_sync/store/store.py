@@ -17,11 +17,13 @@ from cloud_sync.protocol.keys import load_ed25519_public
 
 from . import ingest, tenancy
 from . import windows as windows_
+from .accept import accept_chain
 from .engine import Database, make_engine
 from .migrate import check_at_head
 from .rows import (
     AlertRow,
     ApiKeyRow,
+    ChainAccepted,
     ChainState,
     HubRow,
     IngestResult,
@@ -133,6 +135,17 @@ class CloudStore:
         if row is None:
             raise UnknownHubError(hub_id)
         return ChainState(**row._mapping)
+
+    async def accept_chain(self, hub_id: str, from_seq: int) -> ChainAccepted:
+        """Re-anchor the hub's broken chain at ``from_seq`` and chain what it held back.
+
+        ConflictError if the chain is not broken, InvalidRequestError for a ``from_seq``
+        before the break or with nothing to anchor to, UnknownHubError for no such hub.
+        """
+        now = self._now()
+        return await self._db.write(
+            lambda conn: accept_chain(conn, self.dialect, hub_id, from_seq, now)
+        )
 
     # Records.
 

@@ -3,8 +3,10 @@
 One connection at a time, under the hub id with a persistent session (MQTT 5 session expiry,
 or 3.1.1 ``clean_session = false``), so commands and acks published while the hub is away wait
 at the broker. On connect the hub subscribes, publishes its retained ``online`` status and a
-signed ``hub.hello``, then pumps the outbox from the oldest unacked record. A broker error
-ends the connection, never the daemon: the link backs off (full jitter) and dials again.
+signed ``hub.hello``, then pumps the outbox from the oldest unacked record, and refreshes the
+status's health summary every minute and at once when a lock, the clock or the outbox alert
+changes. A broker error ends the connection, never the daemon: the link backs off (full
+jitter) and dials again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..access.engine import AccessEngine
 from ..access.intake import CommandIntake
 from ..errors import GatewayError
 from ..store import Store, StoreError
-from .announce import health_of, hello_batch, status_message
+from .announce import Health, health_of, hello_batch, notable, status_message
 from .backoff import Backoff
 from .client import Version, VersionChoice, make_client
 from .outbox import OutboxPump, OutboxWatch
@@ -47,6 +49,10 @@ PUBLISH_TIMEOUT_SECONDS = 60.0
 GOODBYE_SECONDS = 2.0
 # SUBACK reason codes from 0x80 up are refusals (MQTT 5 section 3.9.3; 3.1.1 sends 0x80).
 _SUBACK_FAILURE = 0x80
+# The retained status's health summary is refreshed this often (one small message a minute
+# per hub), and looked at this often for a notable change (in memory only: no store reads).
+STATUS_REFRESH_SECONDS = 60.0
+STATUS_CHECK_SECONDS = 1.0
 
 
 class SyncError(GatewayError):
@@ -108,6 +114,9 @@ class HubLink:
         self.last_ack_at: float | None = None
         # Ack messages refused (malformed, bad signature, another hub's): nothing was acked.
         self.refused_acks = 0
+        # Seconds between refreshes of the retained online status (tests shorten it).
+        self.status_interval = STATUS_REFRESH_SECONDS
+        self.statuses_published = 0
         self._since: float | None = None
 
     def clock(self) -> float:
@@ -173,7 +182,11 @@ class HubLink:
             try:
                 await self._subscribe(client)
                 await self._announce(client, connected_at)
-                await first_exit(self._receive(client), self.pump.run(self._publisher(client)))
+                await first_exit(
+                    self._receive(client),
+                    self.pump.run(self._publisher(client)),
+                    self._keep_status(client, connected_at),
+                )
             except asyncio.CancelledError:
                 await self._goodbye(client, connected_at)
                 raise
@@ -185,16 +198,40 @@ class HubLink:
         if any(code >= _SUBACK_FAILURE for code in codes):
             raise SubscriptionRefusedError(f"broker refused subscriptions: {codes}")
 
-    async def _announce(self, client: aiomqtt.Client, connected_at: datetime) -> None:
-        depth = await self._store.outbox_depth()
-        self.watch.depth = depth
-        status = status_message(
-            hub_id=self.hub_id,
-            state="online",
-            connected_at=connected_at,
-            health=health_of(self._engine, depth, self._version.current.value),
+    def _health(self) -> Health:
+        return health_of(
+            self._engine, self.watch.depth, self._version.current.value, self.watch.alert
         )
-        await client.publish(self.topic(topics.Channel.STATUS), status, qos=1, retain=True)
+
+    async def _publish_status(
+        self, client: aiomqtt.Client, connected_at: datetime, health: Health
+    ) -> None:
+        status = status_message(
+            hub_id=self.hub_id, state="online", connected_at=connected_at, health=health
+        )
+        await client.publish(
+            self.topic(topics.Channel.STATUS),
+            status,
+            qos=1,
+            retain=True,
+            timeout=PUBLISH_TIMEOUT_SECONDS,
+        )
+        self.statuses_published += 1
+
+    async def _keep_status(self, client: aiomqtt.Client, connected_at: datetime) -> None:
+        """Refresh the retained status every ``status_interval`` and on a notable change."""
+        shown, at = notable(self._health()), self._monotonic()
+        while True:
+            await asyncio.sleep(min(STATUS_CHECK_SECONDS, self.status_interval))
+            health = self._health()
+            if notable(health) != shown or self._monotonic() - at >= self.status_interval:
+                await self._publish_status(client, connected_at, health)
+                shown, at = notable(health), self._monotonic()
+                log.debug("sync.status_refreshed", outbox_depth=health["outbox_depth"])
+
+    async def _announce(self, client: aiomqtt.Client, connected_at: datetime) -> None:
+        self.watch.depth = depth = await self._store.outbox_depth()
+        await self._publish_status(client, connected_at, self._health())
         hello = hello_batch(
             signer=self._signer,
             engine=self._engine,

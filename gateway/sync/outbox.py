@@ -155,6 +155,14 @@ class OutboxWatch:
         self.depth = 0
         self._raised: dict[str, bool] = {"outbox_high": False, "outbox_full": False}
 
+    @property
+    def alert(self) -> str | None:
+        """The outbox alert in force (raised, not yet re-armed): the worst kind, or None."""
+        for kind in ("outbox_full", "outbox_high"):
+            if self._raised[kind]:
+                return kind
+        return None
+
     async def run(self) -> None:
         """Check the depth every ``outbox_check`` seconds and purge every ``purge_interval``."""
         purge_due = 0.0

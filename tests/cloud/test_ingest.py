@@ -100,17 +100,20 @@ async def test_forged_prev_hash_breaks_the_chain_once(store: CloudStore, chain: 
     )
     result = await store.ingest(HUB_ID, [forged])
     later = await store.ingest(HUB_ID, chain.events(2))
-    assert (result.stored, result.acked, result.broken_at) == (1, [(3, 3)], 3)
-    assert (later.chained, later.acked, later.broken_at) == (0, [(4, 5)], 3)
+    assert (result.stored, result.acked, result.broken_at, result.held) == (1, [(3, 3)], 3, 1)
+    assert (later.chained, later.acked, later.broken_at, later.held) == (0, [(4, 5)], 3, 2)
     alerts = await store.alerts(HUB_ID)
-    assert [(a.kind, a.severity) for a in alerts] == [("chain_broken", "critical")]
+    assert [(a.kind, a.severity) for a in alerts] == [("chain_broken", "critical")] + [
+        ("chain_held", "warning")
+    ] * 3
     assert alerts[0].details == {"epoch": 1, "seq": 3, "problem": "prev_hash mismatch"}
+    assert [a.details["seq"] for a in alerts[1:] if a.details] == [3, 4, 5]
     assert (await store.chain_state(HUB_ID)).next_seq == 3
-    # Another record for a chained seq: refused, and no second alert.
+    # Another record for a chained seq: refused (not stored, so not held), and no second alert.
     chain.seq, chain.prev_hash = 0, "0" * 64
     conflict = await store.ingest(HUB_ID, chain.events(1))
-    assert (conflict.conflicts, conflict.acked) == ([1], [])
-    assert len(await store.alerts()) == 1
+    assert (conflict.conflicts, conflict.acked, conflict.held) == ([1], [], 0)
+    assert len(await store.alerts()) == 4
     assert [r.seq for r in await store.records(HUB_ID, epoch=1)] == [1, 2, 3, 4, 5]
 
 

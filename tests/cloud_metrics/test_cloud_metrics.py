@@ -84,6 +84,17 @@ async def test_ingest_and_chain_series_follow_what_the_store_did(tmp_path: Path)
         assert families["lockhub_cloud_ingest_records_total"].value(result="conflict") == 1
         assert families["lockhub_cloud_ingest_batches_total"].value(outcome="problems") == 2
 
+        # The records waiting behind the gap are held the moment the chain breaks; later
+        # records are stored and held too, and counted.
+        held = families["lockhub_cloud_records_held_total"].value()
+        assert held >= 1
+        result = await store.ingest(HUB_ID, chain.events(2))
+        assert result.stored >= 1
+        assert result.held == result.stored
+        metrics.ingested(result, 0.01)
+        families = promtext.parse(await site.scrape())
+        assert families["lockhub_cloud_records_held_total"].value() == held + result.held
+
 
 async def test_api_requests_are_counted_by_route_template_and_status(tmp_path: Path) -> None:
     async with cloud_site(tmp_path) as site:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync import protocol as p
 from cloud_sync.protocol.topics import Channel
+from gateway.access.windows import tombstone
 from gateway.hubmetrics import hub_metrics
 from gateway.identity import HubKeys
+from gateway.sync.announce import digest_of
 from tests.infra.services import MosquittoBroker
 
 from .cloud import eventually, eventually_depth
@@ -223,3 +226,28 @@ async def test_a_lost_ack_is_made_good_by_a_resend(
         assert hub.link.connects == 1
         await cloud.ack([(1, 3)])
         await eventually_depth(hub, 0)
+
+
+def test_the_hello_digest_covers_the_windows_the_cloud_counts() -> None:
+    """The cloud's desired set: not revoked, not ended. Anything else would mean a resync."""
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    hour = timedelta(hours=1)
+
+    def window(window_id: str, version: int, state: str, ends_at: datetime) -> Any:
+        row = tombstone(window_id, version, now)
+        return replace(row, state=state, ends_at=ends_at, starts_at=now - hour, origin="push")
+
+    held = [
+        window("w-active", 2, "active", now + hour),
+        window("w-scheduled", 1, "scheduled", now + 3 * hour),
+        window("w-used", 3, "used", now + hour),  # used up, still desired by the cloud
+    ]
+    gone = [
+        window("w-revoked", 4, "revoked", now + hour),
+        tombstone("w-never-seen", 2, now),
+        window("w-ended", 1, "active", now),
+        window("w-expired", 1, "expired", now - hour),
+    ]
+    expected = p.window_set_digest([(w.window_id, w.version) for w in held])
+    assert digest_of([*gone, *held], now) == expected
+    assert digest_of(held[:2], now) != expected
