@@ -29,7 +29,7 @@ class Uplink(Protocol):
     hub_url: str
     cloud_url: str
     what: str
-    # The hub's [mqtt] protocol for this broker.
+    # The [mqtt] protocol the hub and the cloud speak to this broker.
     protocol: str
 
     async def cut(self) -> None:

@@ -99,7 +99,7 @@ async def step_setup(demo: Demo) -> str:
         CLOUD_TOML.format(
             database=demo.workdir / "cloud" / "cloud.db", kid=CLOUD_KID, url=demo.uplink.cloud_url,
             prefix=demo.prefix, client_id=f"lockhub-cloud-{secrets.token_hex(4)}",
-            port=free_port(),
+            protocol=demo.uplink.protocol, port=free_port(),
         )
     )  # fmt: skip
     keys = demo.workdir / "cloud" / "carrier-keys.toml"

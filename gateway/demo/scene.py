@@ -67,6 +67,7 @@ url = "{url}"
 topic_prefix = "{prefix}"
 shared_group = "lockhub-demo"
 client_id = "{client_id}"
+protocol = "{protocol}"
 
 [api]
 listen = "127.0.0.1:{port}"
