@@ -89,7 +89,7 @@ def cloud_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 async def reset_schema(dsn: str) -> None:
     """Drop and recreate the public schema: each test starts from an empty database."""
-    import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - no stubs; PostgreSQL runs only
+    import asyncpg  # noqa: PLC0415 - PostgreSQL runs only
 
     conn = await asyncpg.connect(dsn)
     try:
