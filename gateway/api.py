@@ -4,8 +4,9 @@
 (``gateway.statuspage``): no token, and nothing sensitive in either.
 
 Couriers' devices (a keypad box, an app on the site network, a QR reader) call
-``POST /v1/locks/{lock_id}/unlock``. Every kind of wrong gets the same 403; a lockout gets 423
-with ``Retry-After``; an unreachable lock 503 (the attempt is still recorded). Admin endpoints
+``POST /v1/locks/{lock_id}/unlock``. Every kind of wrong (an unknown lock included) gets the
+same 403; a lockout gets 423 with ``Retry-After``; an unreachable lock 503 (the attempt is
+still recorded). Admin endpoints
 need ``Authorization: Bearer <token>`` (the token file named in ``[api] admin_token_file``).
 Vendor bridges on the LAN post lock state changes to ``POST /v1/callbacks/{lock_id}?secret=...``;
 the lock's driver checks the per-lock secret.
@@ -136,16 +137,16 @@ def unlock_response(result: UnlockResult) -> web.Response:
     if isinstance(result, Unlocked):
         body = {"result": "unlocked", "window_id": result.window_id, "pod_id": result.pod_id}
         return web.json_response(body)
-    if isinstance(result, Denied):
+    if isinstance(result, Denied | UnknownLock):
+        # A lock id that is not on this hub gets the same answer as any other wrong, so the
+        # API does not tell which locks exist.
         return problem(403, "denied")
     if isinstance(result, LockedOut):
         response = problem(423, "locked_out")
         response.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
         return response
-    if isinstance(result, Unavailable):
-        return problem(503, "lock_unavailable")
-    assert isinstance(result, UnknownLock)  # noqa: S101 - the union is exhausted
-    return problem(404, "unknown_lock")
+    assert isinstance(result, Unavailable)  # noqa: S101 - the union is exhausted
+    return problem(503, "lock_unavailable")
 
 
 def source_of(request: web.Request) -> str:
@@ -163,9 +164,13 @@ class LocalApi:
         """POST /v1/locks/{lock_id}/unlock."""
         code, token = _credential(await read_json(request, MAX_UNLOCK_BODY))
         lock_id = request.match_info["lock_id"]
-        result = await self.parts.engine.unlock(
-            lock_id, source=source_of(request), code=code, token=token
-        )
+        engine = self.parts.engine
+        result = await engine.unlock(lock_id, source=source_of(request), code=code, token=token)
+        if isinstance(result, UnknownLock):
+            # Counted as the denial it looks like; no record and no lockout row, which any
+            # caller could otherwise create for ids of their choosing.
+            engine.attempts["denied"] = engine.attempts.get("denied", 0) + 1
+            log.info("access.denied", lock_id=lock_id[:64], reason="unknown_lock")
         return unlock_response(result)
 
     async def healthz(self, _: web.Request) -> web.Response:

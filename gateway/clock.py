@@ -1,11 +1,22 @@
 """Trusted time for a hub without a real-time clock (DESIGN.md 4.3).
 
-The *floor* is the latest time known to have passed: the floor persisted before the last
-shutdown, every value ``now()`` returned, and the lower bound that verified cloud time gives
-(``issued_at`` plus the monotonic time elapsed since receipt). ``now()`` is the later of the
-wall clock and the floor, so it never goes backwards.
+Two lower bounds keep time from running backwards:
 
-The status, checked in this order:
+- the **floor**, the latest time known from trusted sources: the floor persisted before the
+  last shutdown, every reading taken while the clock was trusted, and the lower bound that
+  verified cloud time gives (``issued_at`` plus the monotonic time elapsed since receipt). It
+  is what the hub persists (``floor()``). An untrusted reading never raises it: a wall clock
+  that jumped ahead while unsynchronized would otherwise leave a floor that the corrected,
+  synchronized clock sits behind, and the hub would refuse every window until the wall clock
+  caught up with a time that never was (days, after a bad jump), even across restarts.
+- the **guard**, in memory only: the latest ``now()`` returned since trust was last held, so
+  that untrusted time never runs backwards within a run (under the ``allow`` policy, windows
+  are decided on it). When trust returns, the guard drops to the trusted time: that is the one
+  moment ``now()`` can go back, from an untrusted value to a trusted one, and every record
+  says which clock status its time had.
+
+``now()`` is the later of the wall clock and the floor, and, while untrusted, the guard. The
+status, checked in this order:
 
 1. ``behind_floor`` (untrusted): the wall clock is more than
    ``BEHIND_FLOOR_TOLERANCE_SECONDS`` before the floor, *even if NTP says it is synchronized*.
@@ -15,16 +26,23 @@ The status, checked in this order:
    floor, or when an operator deletes the persisted floor (kv key ``clock.floor``) and restarts
    the hub. Cloud time cannot clear it: a replayed old command plus a forged NTP step would
    otherwise reopen past windows.
-2. ``ntp`` (trusted): the sync check says yes (by default systemd-timesyncd's flag file). Its
-   result is cached for ``SYNC_CHECK_CACHE_SECONDS`` of monotonic time.
+2. ``ntp`` (trusted): the sync check says yes (by default systemd-timesyncd's flag file, set by
+   ``[access] clock_sync_flag``). Its result is cached for ``SYNC_CHECK_CACHE_SECONDS`` of
+   monotonic time.
 3. ``cloud`` (trusted): a verified cloud time (the latest, or the one giving the highest
    bound) was received at most ``CLOUD_ANCHOR_MAX_AGE_SECONDS`` ago and the wall clock is at
    most ``CLOUD_AHEAD_TOLERANCE_SECONDS`` past its projected lower bound. (Not behind it by more
    than ``BEHIND_FLOOR_TOLERANCE_SECONDS``: rule 1 covers that, as the floor holds the bound.)
-4. ``unsynced`` (untrusted): otherwise.
+4. ``behind_floor`` (untrusted) again when the wall clock is that far behind the guard: it
+   stepped back while unsynchronized, and ``now()`` holds the guard.
+5. ``unsynced`` (untrusted): otherwise.
 
 Cloud time only ever raises the floor, so a cloud clock running ahead makes the hub report
 ``behind_floor`` rather than trust a wall clock that disagrees with signed time.
+
+Listeners (``on_change``) hear when a reading changed the status or found time stepped forward
+against monotonic time (an NTP step, a raised cloud bound): sleeps on monotonic time aimed at a
+wall-clock deadline are then wrong, and the deadline loop recomputes them.
 """
 
 from __future__ import annotations
@@ -56,6 +74,11 @@ CLOUD_ANCHOR_MAX_AGE_SECONDS = 6 * 3600.0
 CLOUD_AHEAD_TOLERANCE_SECONDS = 300.0
 # A power cut loses at most a minute of floor, for one small write a minute on the SD card.
 FLOOR_SAVE_INTERVAL_SECONDS = 60.0
+# A forward step of the time against monotonic time larger than this is told to listeners:
+# the deadline loop's sleep runs on monotonic time, so a step makes it wake late by as much.
+# NTP slews the wall and monotonic clocks alike; only a step (or a raised cloud bound) moves
+# one against the other, and a second of lateness is below what a courier notices.
+CLOCK_STEP_NOTICE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +94,12 @@ class ClockStatus:
 
 
 def sync_flag_check(path: Path = SYNC_FLAG) -> Callable[[], bool]:
-    """Return a sync check that is true while ``path`` exists; an unreadable path is false."""
+    """Return a sync check that is true while ``path`` exists; an unusable path is false."""
 
     def check() -> bool:
         try:
             return path.exists()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the path (config refuses one)
             return False
 
     return check
@@ -99,8 +122,16 @@ class _Anchor:
         return self.offset + timedelta(seconds=mono)
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading of the clock: the time and how far it can be trusted, taken together."""
+
+    now: datetime
+    status: ClockStatus
+
+
 class TrustedClock:
-    """Wall-clock time that never runs backwards, and whether it can be trusted."""
+    """Wall-clock time that never runs backwards while untrusted, and whether it is trusted."""
 
     def __init__(
         self,
@@ -114,10 +145,15 @@ class TrustedClock:
         self._monotonic = monotonic
         self._sync_check = sync_check
         self._floor = None if floor is None else _utc(floor, "floor")
+        self._guard: datetime | None = None  # the latest now() since trust was last held
         self._highest: _Anchor | None = None  # the highest lower bound seen, for now()
         self._latest: _Anchor | None = None  # the latest received, for trust
         self._sync_cache: tuple[float, bool] | None = None
         self._polled: ClockStatus | None = None
+        # What the last reading saw, to tell listeners about changes.
+        self._seen: ClockStatus | None = None
+        self._offset: datetime | None = None  # now() minus monotonic time
+        self._listeners: list[Callable[[], None]] = []
 
     def _lower_bound(self, mono: float) -> datetime | None:
         if self._highest is None:
@@ -125,13 +161,56 @@ class TrustedClock:
         bound = self._highest.bound(mono)
         return bound if self._floor is None else max(bound, self._floor)
 
-    def _read(self) -> tuple[datetime, float, datetime]:
-        """Return the wall clock, monotonic time and now(), and raise the floor to now()."""
+    def read(self) -> Reading:
+        """The time and its status, from one look at the wall clock (see the module docstring)."""
         wall, mono = _utc(self._wall(), "wall time"), self._monotonic()
         floor = self._lower_bound(mono)
+        status = self._judge(wall, mono, floor)
         current = wall if floor is None else max(wall, floor)
-        self._floor = current
-        return wall, mono, current
+        if status.synced:
+            self._floor = current
+        elif self._guard is not None:
+            current = max(current, self._guard)
+        self._guard = current
+        self._notify(current, mono, status)
+        return Reading(current, status)
+
+    def _judge(self, wall: datetime, mono: float, floor: datetime | None) -> ClockStatus:
+        if floor is not None and (floor - wall).total_seconds() > BEHIND_FLOOR_TOLERANCE_SECONDS:
+            return ClockStatus(synced=False, source="behind_floor")
+        if self._synced(mono):
+            return ClockStatus(synced=True, source="ntp")
+        if self._cloud_agrees(wall, mono):
+            return ClockStatus(synced=True, source="cloud")
+        guard = self._guard
+        if guard is not None and (guard - wall).total_seconds() > BEHIND_FLOOR_TOLERANCE_SECONDS:
+            return ClockStatus(synced=False, source="behind_floor")
+        return ClockStatus(synced=False, source="unsynced")
+
+    def _notify(self, current: datetime, mono: float, status: ClockStatus) -> None:
+        offset = current - timedelta(seconds=mono)
+        stepped = (
+            self._offset is not None
+            and (offset - self._offset).total_seconds() > CLOCK_STEP_NOTICE_SECONDS
+        )
+        changed = status != self._seen
+        self._offset, self._seen = offset, status
+        if stepped or changed:
+            for listener in self._listeners:
+                listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after any reading that changed the status or stepped time forward.
+
+        It runs inside that reading, on the event loop: it must be quick and must not read the
+        clock (setting an ``asyncio.Event`` is the intended use).
+        """
+        self._listeners.append(listener)
+
+    def set_sync_check(self, sync_check: Callable[[], bool]) -> None:
+        """Use ``sync_check`` from now on (a config reload naming another flag file)."""
+        self._sync_check = sync_check
+        self._sync_cache = None
 
     def restore_floor(self, floor: datetime) -> None:
         """Raise the floor to a persisted ``floor`` read after construction (never lowers it)."""
@@ -139,12 +218,13 @@ class TrustedClock:
         self._floor = floor if self._floor is None else max(self._floor, floor)
 
     def now(self) -> datetime:
-        """Aware UTC time: the later of the wall clock and the floor; never goes backwards."""
-        return self._read()[2]
+        """Aware UTC time: never below the floor, never backwards while untrusted."""
+        return self.read().now
 
-    def floor(self) -> datetime:
-        """The value to persist now (equal to ``now()``)."""
-        return self.now()
+    def floor(self) -> datetime | None:
+        """The value to persist now: the latest trusted time (None: nothing trusted yet)."""
+        self.read()  # a trusted reading raises the floor to now
+        return self._lower_bound(self._monotonic())
 
     def observe_cloud_time(self, issued_at: datetime) -> None:
         """Record the ``issued_at`` of a verified cloud message received just now."""
@@ -153,6 +233,7 @@ class TrustedClock:
         if self._highest is None or anchor.offset > self._highest.offset:
             self._highest = anchor
         self._latest = anchor
+        self.read()  # a raised bound moves now(): listeners hear of it at once
 
     def _synced(self, mono: float) -> bool:
         cached = self._sync_cache
@@ -174,14 +255,7 @@ class TrustedClock:
 
     def status(self) -> ClockStatus:
         """The clock's trust right now (see the module docstring for the rules)."""
-        wall, mono, current = self._read()
-        if (current - wall).total_seconds() > BEHIND_FLOOR_TOLERANCE_SECONDS:
-            return ClockStatus(synced=False, source="behind_floor")
-        if self._synced(mono):
-            return ClockStatus(synced=True, source="ntp")
-        if self._cloud_agrees(wall, mono):
-            return ClockStatus(synced=True, source="cloud")
-        return ClockStatus(synced=False, source="unsynced")
+        return self.read().status
 
     def trusted(self) -> bool:
         """Whether time-bound decisions may rely on ``now()``."""
@@ -204,11 +278,19 @@ async def keep_floor(
     interval: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> NoReturn:
-    """Save ``clock.floor()`` now and every ``interval`` seconds until cancelled."""
+    """Save ``clock.floor()`` now and every ``interval`` seconds until cancelled.
+
+    Nothing is written while there is no trusted floor, nor when it has not moved (an
+    untrusted clock does not raise it): an SD card is spared writes that say nothing new.
+    """
     if interval <= 0:
         raise ValueError("interval must be positive")
+    saved: datetime | None = None
     while True:
-        await save(clock.floor())
+        floor = clock.floor()
+        if floor is not None and floor != saved:
+            await save(floor)
+            saved = floor
         await sleep(interval)
 
 

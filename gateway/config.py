@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from cloud_sync.protocol.envelope import MAX_BATCH_ENVELOPES
 from cloud_sync.protocol.errors import MalformedError
@@ -32,6 +32,7 @@ from cloud_sync.protocol.tomlconfig import (
     read_failure,
 )
 
+from .clock import SYNC_FLAG
 from .errors import ConfigError
 from .sync.settings import (
     DEFAULT_ALERT_FRACTION,
@@ -129,11 +130,40 @@ class LockSection(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _sync_flag_text(value: object) -> object:
+    if not isinstance(value, str | Path):
+        # pydantic reports a ValueError as a field error; a TypeError would escape it.
+        raise ValueError(f'must be a path in quotes, like "{SYNC_FLAG}"')  # noqa: TRY004
+    if value == "":
+        raise ValueError("must not be empty")
+    if isinstance(value, str) and "\x00" in value:
+        # os.stat() raises ValueError, not OSError, for it: the sync check would fail.
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _absolute_sync_flag(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(
+            "must be an absolute path: the file that exists while the clock is synchronized, "
+            f"like {SYNC_FLAG}"
+        )
+    return value
+
+
+SyncFlagPath = Annotated[
+    Path, BeforeValidator(_sync_flag_text), AfterValidator(_absolute_sync_flag)
+]
+
+
 class AccessSection(Section):
     """``[access]``: window policy."""
 
     grace_seconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0, le=MAX_GRACE_SECONDS)
     untrusted_clock_policy: Literal["deny", "allow"] = "deny"
+    # The clock counts as NTP-synchronized while this file exists (DESIGN.md 4.3); the default
+    # is systemd-timesyncd's. Not resolved against the config's directory: it is a system path.
+    clock_sync_flag: SyncFlagPath = SYNC_FLAG
     # Brute-force lockouts (docs/access.md): wrong answers before a lockout, per source and
     # per lock, and how long lockouts last (doubling per level up to the cap).
     lockout_threshold: int = Field(default=5, ge=1, le=100)

@@ -31,8 +31,14 @@ from .access.intake import CommandIntake
 from .access.lockout import Lockouts
 from .access.records import alert
 from .api import ApiParts, build_app
-from .clock import FLOOR_KV_KEY, TrustedClock, format_floor, keep_floor, parse_floor
-from .clock import sync_flag_check as default_sync_check
+from .clock import (
+    FLOOR_KV_KEY,
+    TrustedClock,
+    format_floor,
+    keep_floor,
+    parse_floor,
+    sync_flag_check,
+)
 from .config import GatewayConfig
 from .errors import GatewayError
 from .hubmetrics import hub_metrics
@@ -166,13 +172,13 @@ async def build_hub(
 ) -> Hub:
     """Open the store and build every part (nothing runs yet); ``source`` names the config.
 
+    ``sync_check`` replaces the check of ``[access] clock_sync_flag`` (tests flip a value);
     ``sync_settings`` replaces the link's settings from ``[sync]`` (tests shorten timings);
     ``ble`` replaces the Bluetooth adapter (tests pass one on a fake bleak backend).
     """
     keys = load_identity(config.hub.state_dir)
-    clock = TrustedClock(
-        wall=wall, monotonic=monotonic, sync_check=sync_check or default_sync_check()
-    )
+    check = sync_check or sync_flag_check(config.access.clock_sync_flag)
+    clock = TrustedClock(wall=wall, monotonic=monotonic, sync_check=check)
     # Drivers first: a config naming a driver this version lacks must fail before the store
     # opens (an open store's worker thread would keep the failed process alive).
     callbacks = CallbackRegistry()
@@ -279,13 +285,22 @@ async def stop_hub(hub: Hub) -> None:
     await hub.engine.stop()
     if hub.ble is not None:
         await hub.ble.stop()
-    with contextlib.suppress(StoreError):
-        await hub.store.kv_set(FLOOR_KV_KEY, format_floor(hub.clock.floor()))
+    # Only a trusted floor is kept (gateway.clock): a hub that never had trusted time writes
+    # none, and one whose clock is untrusted now writes the trusted floor it had.
+    floor = hub.clock.floor()
+    if floor is not None:
+        with contextlib.suppress(StoreError):
+            await hub.store.kv_set(FLOOR_KV_KEY, format_floor(floor))
     await hub.store.close()
 
 
 async def watch_clock(hub: Hub) -> None:
-    """Write a clock.status record whenever trust in the clock changes."""
+    """Write a clock.status record whenever trust in the clock changes.
+
+    This poll is also what notices a change nothing announces (the sync flag file appearing,
+    the wall clock stepped) when no request reads the clock: the reading wakes the engine's
+    deadline loop through the clock's listeners (gateway.clock), so that loop never polls.
+    """
     while True:
         status = hub.clock.poll_change()
         if status is not None:

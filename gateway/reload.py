@@ -23,6 +23,7 @@ from cloud_sync.protocol.tomlconfig import LogSection
 
 from .access.engine import AccessEngine
 from .access.lockout import LockoutPolicy
+from .clock import sync_flag_check
 from .config import AccessSection, GatewayConfig, load_gateway_config
 from .errors import ConfigError
 from .locks.coordinator import LockCoordinator
@@ -165,6 +166,9 @@ async def reload_hub(hub: Hub, path: Path) -> bool:
     if pinned:
         log.warning("config.restart_needed", sections=pinned)
     apply_logging(new.log)
+    if new.access.clock_sync_flag != hub.config.access.clock_sync_flag:
+        hub.clock.set_sync_check(sync_flag_check(new.access.clock_sync_flag))
+        log.info("clock.sync_flag_changed")
     await retune_access(hub.engine, new.access, lockout_policy(new))
     await apply_locks(hub, plan, ble_was_in_use=ble_was_in_use)
     hub.config = hub.config.model_copy(

@@ -6,9 +6,12 @@ rows into the cache, so a failed commit leaves both exactly as they were.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+import structlog
 
 from cloud_sync.protocol.commands import (
     TaskComplete,
@@ -22,6 +25,7 @@ from cloud_sync.protocol.messages import Command
 
 from ..store import WindowRow
 from .windows import (
+    STATUS_OF,
     TERMINAL,
     Change,
     WindowCache,
@@ -29,13 +33,65 @@ from .windows import (
     row_from_upsert,
     state_at,
     tombstone,
+    with_state,
 )
+
+log = structlog.get_logger(__name__)
 
 # Opens a sealed code and returns its keyed hash: (code_sealed, window_id, lock_id) -> hash.
 CodeOpener = Callable[[str, str, str], bytes]
 # A sync set may arrive in pages; pages of older set versions are dropped. Sets larger than
 # this many pages are refused (the protocol caps pages at 100 windows each).
 MAX_SYNC_PAGES_HELD = 10_000
+# Where the last complete windows.sync is remembered (kv), so that it outlives a restart.
+SYNC_MARK_KEY = "access.sync_mark"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMark:
+    """The last complete ``windows.sync``: when the cloud issued it, and the windows it named
+    whose upsert the hub could not apply (their code did not open): a token may stand for them.
+
+    Every other window missing from the cache was missing from the cloud's complete desired
+    set at ``issued_at``: revoked or ended by then (``decide.token_refusal``).
+    """
+
+    set_version: int
+    issued_at: datetime
+    unapplied: frozenset[str] = frozenset()
+
+    def dump(self) -> str:
+        """The kv value for this mark."""
+        return json.dumps(
+            {
+                "set_version": self.set_version,
+                "issued_at": self.issued_at.isoformat(),
+                "unapplied": sorted(self.unapplied),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def load(cls, text: str | None) -> SyncMark | None:
+        """The mark stored as ``text``; None when there is none or it cannot be read.
+
+        An unreadable value is logged and ignored rather than refusing to start: the mark only
+        narrows which tokens pass, and the next complete sync writes a new one.
+        """
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+            issued_at = datetime.fromisoformat(value["issued_at"])
+            unapplied = frozenset(str(window_id) for window_id in value["unapplied"])
+            mark = cls(int(value["set_version"]), issued_at, unapplied)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("access.sync_mark_unreadable", error=type(exc).__name__)
+            return None
+        if issued_at.tzinfo is None:
+            log.warning("access.sync_mark_unreadable", error="naive issued_at")
+            return None
+        return mark
 
 
 @dataclass(slots=True)
@@ -47,6 +103,8 @@ class Outcome:
     changes: list[Change] = field(default_factory=list)
     # A task.complete to remember, so that a late upsert of its windows cannot revive them.
     completed_task: str | None = None
+    # kv entries to commit with the command's effects (None deletes the key).
+    kv: dict[str, str | None] = field(default_factory=dict)
 
 
 def rejected(reason: str) -> Outcome:
@@ -74,12 +132,16 @@ def _upsert(
     except ProtocolError:
         return rejected("code_unreadable")
     row = row_from_upsert(body, code_hash, held, now)
-    row = replace(row, state=state_at(row, now, cache.grace))
-    return Outcome("applied", changes=[Change(row, "applied")])
+    state = state_at(row, now, cache.grace)
+    # A window that arrives already over (expired, or used up by the uses carried over)
+    # reports that state rather than a bare "applied".
+    status = STATUS_OF.get(state, "applied")
+    change = Change(with_state(row, state, now), status, unsettled=row)
+    return Outcome("applied", changes=[change])
 
 
 def _revoke_row(row: WindowRow, version: int, now: datetime, reason: str) -> Change:
-    revoked = replace(row, version=version, state=WindowState.REVOKED, updated_at=now)
+    revoked = with_state(replace(row, version=version), WindowState.REVOKED, now)
     return Change(revoked, "revoked", reason)
 
 
@@ -121,6 +183,10 @@ class SyncPages:
     # Set once ``set_version`` was reconciled: a late or repeated page of it must not
     # reconcile it again, which would revoke windows pushed since.
     done: bool = False
+    # The earliest issued_at among the pages of ``set_version`` collected so far.
+    issued_at: datetime | None = None
+    # The last complete set reconciled (persisted under SYNC_MARK_KEY).
+    mark: SyncMark | None = None
 
     def stale(self, set_version: int) -> bool:
         """True for a page of an older set, or of the set already reconciled."""
@@ -133,8 +199,10 @@ class SyncPages:
             return None
         if body.set_version > self.set_version:
             self.set_version, self.pages, self.bodies = body.set_version, body.pages, {}
-            self.done = False
+            self.done, self.issued_at = False, None
         self.bodies[body.page] = list(body.windows)
+        if self.issued_at is None or sync.issued_at < self.issued_at:
+            self.issued_at = sync.issued_at
         if len(self.bodies) < self.pages:
             return None
         whole = [window for page in sorted(self.bodies) for window in self.bodies[page]]
@@ -177,7 +245,17 @@ def _sync(
     )
     if failed:
         outcome.reason = "some_codes_unreadable"
+    _mark(pages, outcome, frozenset(failed))
     return outcome
+
+
+def _mark(pages: SyncPages, outcome: Outcome, unapplied: frozenset[str]) -> None:
+    """Remember the set just reconciled, unless a set issued later is remembered already."""
+    assert pages.issued_at is not None  # noqa: S101 - a complete set has at least one page
+    mark = SyncMark(pages.set_version, pages.issued_at, unapplied)
+    if pages.mark is None or mark.issued_at > pages.mark.issued_at:
+        pages.mark = mark
+        outcome.kv[SYNC_MARK_KEY] = mark.dump()
 
 
 def apply_command(

@@ -16,11 +16,19 @@ from cloud_sync.protocol.errors import ExpiredError, NotYetValidError, ProtocolE
 from cloud_sync.protocol.tokens import CourierTokenClaims, check_token_time, verify_courier_token
 
 from ..store import WindowRow
+from .apply import SyncMark
 from .codes import code_hash, same, well_formed
 from .windows import HUB_ENFORCED, WindowState, state_at
 
 # Courier phones and QR readers disagree with the hub's clock by seconds, not minutes.
 TOKEN_LEEWAY_SECONDS = 60
+# The cloud reads a hub's desired set, then builds and signs its windows.sync pages (seconds
+# for 100,000 windows): a token minted in between names a window the set cannot hold though
+# it is newer than the set. Tokens minted this close before the set's issued_at are not judged
+# by it; NTP keeps the cloud's machines within a second, and a revoke still arrives as its own
+# window.revoke, so the margin leaves no revoked window open for long.
+SYNC_SNAPSHOT_MARGIN = timedelta(seconds=60)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,10 @@ def decide_code(
     return refusal
 
 
+def _never(_: str) -> bool:
+    return False
+
+
 def implied_window(claims: CourierTokenClaims, now: datetime) -> WindowRow:
     """The window a valid token stands for when its push never reached this hub."""
     from ..store import Courier  # noqa: PLC0415 - only tokens need it
@@ -109,6 +121,37 @@ def implied_window(claims: CourierTokenClaims, now: datetime) -> WindowRow:
     )
 
 
+def minted_ms(claims: CourierTokenClaims) -> int:
+    """When the token was issued, in Unix milliseconds: the time in its ``jti`` (a ULID's first
+    48 bits). A plain number: a ULID's time reaches past the year 9999 that datetime ends at."""
+    millis = 0
+    for char in claims.jti[:10]:
+        millis = millis * 32 + _CROCKFORD.index(char)
+    return millis
+
+
+def token_refusal(
+    claims: CourierTokenClaims,
+    held: WindowRow | None,
+    completed: Callable[[str], bool],
+    mark: SyncMark | None,
+) -> Refusal | None:
+    """Why a token is revoked although no window row says so, or None.
+
+    Its task was completed (``task.complete`` names tasks, not windows, and a token's window
+    may never have reached the hub); or the hub holds no row for its window and a complete
+    ``windows.sync`` issued after the token was minted did not name that window.
+    """
+    if completed(claims.task):
+        return Refusal("revoked")
+    if held is not None or mark is None or claims.win in mark.unapplied:
+        return None
+    margin_ms = SYNC_SNAPSHOT_MARGIN.total_seconds() * 1000
+    if minted_ms(claims) < mark.issued_at.timestamp() * 1000 - margin_ms:
+        return Refusal("revoked")
+    return None
+
+
 def decide_token(
     token: str,
     lock_id: str,
@@ -117,8 +160,15 @@ def decide_token(
     keys: Mapping[str, Ed25519PublicKey],
     held_for: Callable[[str], WindowRow | None],
     ctx: Context,
+    completed: Callable[[str], bool] | None = None,
+    sync_mark: SyncMark | None = None,
 ) -> Grant | Refusal:
-    """Check a courier token offline: signature, hub, lock, its own validity, the window."""
+    """Check a courier token offline: signature, hub, lock, its own validity, the window.
+
+    ``completed`` says whether a task was completed (``WindowCache.task_completed``) and
+    ``sync_mark`` is the last complete ``windows.sync`` (``SyncPages.mark``): see
+    ``token_refusal``.
+    """
     try:
         verified = verify_courier_token(token, keys, hub_id=hub_id)
         check_token_time(verified.claims, ctx.now, TOKEN_LEEWAY_SECONDS)
@@ -131,16 +181,27 @@ def decide_token(
     if claims.lock != lock_id:
         return Refusal("bad_token")
     held = held_for(claims.win)
-    if held is None or held.origin == "token":
-        window = held or implied_window(claims, ctx.now)
-        # The token's own signed validity is the window; the hub's grace does not extend it.
-        refusal = _usable(window, Context(ctx.now, timedelta(0), ctx.in_flight))
-    elif held.origin != "tombstone" and held.lock_id != lock_id:
-        # The window was moved to another lock since the token was issued.
-        return Refusal("bad_token")
-    else:
-        window = held
-        refusal = _usable(window, ctx)
+    refusal = token_refusal(claims, held, completed or _never, sync_mark)
+    if refusal is not None:
+        return refusal
+    window = held or implied_window(claims, ctx.now)
+    refusal = _token_window(window, lock_id, ctx)
     if refusal is not None:
         return refusal
     return Grant(window, "courier_token", f"token:{claims.jti}")
+
+
+def _token_window(window: WindowRow, lock_id: str, ctx: Context) -> Refusal | None:
+    """Whether the window a token names (held, or implied by the token) admits it now."""
+    if window.origin == "token":
+        # The token's own signed validity is the window; the hub's grace does not extend it.
+        return _usable(window, Context(ctx.now, timedelta(0), ctx.in_flight))
+    if window.origin == "tombstone":
+        return _usable(window, ctx)
+    if window.lock_id != lock_id:
+        # The window was moved to another lock since the token was issued.
+        return Refusal("bad_token")
+    if window.enforcement not in HUB_ENFORCED:
+        # A lock-only window is for the lock's own keypad: the hub's API never opens it.
+        return Refusal("no_match")
+    return _usable(window, ctx)

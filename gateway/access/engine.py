@@ -3,7 +3,11 @@
 Everything here works with no network: windows live in the store and in memory, codes and
 tokens are checked locally, time comes from the trusted clock, and every outcome becomes a
 signed record in the outbox. Deadlines (a window opening or closing) are slept on exactly:
-the engine wakes at the next one, or when a change brings an earlier one.
+the engine wakes at the next one, or when something can move it (a window change, a change of
+trust in the clock, a forward step of time); it never polls. On untrusted time it commits no
+expiry, and under the deny policy no opening either: a committed state is permanent (an
+expired window loses its keypad code for good), and time that may be days off must not decide
+it. Decisions still follow the policy meanwhile; the transitions follow once time is trusted.
 """
 
 from __future__ import annotations
@@ -23,26 +27,24 @@ from cloud_sync.protocol.messages import Command
 from cloud_sync.protocol.replay import ReplayState
 from cloud_sync.protocol.sealing import open_code
 
-from ..clock import TrustedClock
+from ..clock import Reading, TrustedClock
 from ..identity import HubKeys
 from ..locks.coordinator import LockCoordinator
 from ..locks.driver import LockError
 from ..store import Store, StoreError, WindowRow
 from . import records
-from .apply import Outcome, SyncPages, apply_command
+from .apply import SYNC_MARK_KEY, Outcome, SyncMark, SyncPages, apply_command
 from .codes import code_hash, well_formed
 from .decide import Context, Grant, Refusal, decide_code, decide_token
 from .events import EventRecorder, Pending
 from .lockout import Lockouts
 from .provisioning import Provisioner
-from .windows import WindowCache, state_at
+from .windows import Change, WindowCache, WindowState, held_back, state_at
 
 log = structlog.get_logger(__name__)
 
 # BLE locks take 2-8 s to move the bolt and report it; 15 s covers a retry of the command.
 UNLOCK_CONFIRM_TIMEOUT = 15.0
-# Wake at least this often even with no deadline near, so a wall-clock step is noticed.
-MAX_IDLE_SLEEP = 60.0
 # Commands live at most 31 days (protocol); a completed task is remembered a day longer, so
 # that no upsert overtaken by its task.complete can still arrive and revive a window.
 COMPLETED_TASK_MEMORY = timedelta(days=32)
@@ -125,7 +127,13 @@ class AccessEngine:
         self._command_keys = command_keys
         self._sleep = sleep
         self._pages = SyncPages()
+        # Set by anything that can move the next deadline; the deadline loop waits on it.
         self._wake = asyncio.Event()
+        # Windows whose deadline passed on untrusted time, their transition not committed.
+        self._held: set[str] = set()
+        # Passes of the deadline loop: each is a deadline reached or a wake (never a poll).
+        self.iterations = 0
+        clock.on_change(self._wake.set)
         self.provisioner = Provisioner(
             store=store,
             cache=self.cache,
@@ -134,6 +142,7 @@ class AccessEngine:
             clock=clock,
             grace=settings.grace,
             sleep=sleep,
+            deny_untrusted=lambda: self.settings.deny_untrusted,
         )
         self.events = EventRecorder(
             store=store,
@@ -158,6 +167,7 @@ class AccessEngine:
         await self.store.prune_completed_tasks(self.clock.now() - COMPLETED_TASK_MEMORY)
         for task_id, at in (await self.store.completed_tasks()).items():
             self.cache.complete_task(task_id, at)
+        self._pages = SyncPages(mark=SyncMark.load(await self.store.kv_get(SYNC_MARK_KEY)))
         await self.lockouts.load()
         for row in self.cache:
             self.provisioner.consider(row)
@@ -180,11 +190,14 @@ class AccessEngine:
     async def apply(self, command: Command, kid: str, replay: ReplayState) -> Outcome:
         """Apply a verified, accepted command; commit its effects, result and replay slot."""
         async with self.cache.write_lock:
-            now = self.clock.now()
+            reading = self.clock.read()
+            now = reading.now
             # Sync pages are adopted only once the commit succeeded.
             pages = replace(self._pages, bodies=dict(self._pages.bodies))
             outcome = apply_command(command, self.cache, pages, self._open_hash, now)
-            clock = self._clock()
+            if not reading.status.synced:
+                outcome.changes = [self._untimed(c) for c in outcome.changes]
+            clock = reading.status.as_record()
             batch = [records.command_result(command, kid, outcome.result, outcome.reason, clock)]
             batch += [
                 records.window_status(c.row, c.status, clock, c.detail)
@@ -194,7 +207,11 @@ class AccessEngine:
             rows = [change.row for change in outcome.changes]
             completed = {outcome.completed_task: now} if outcome.completed_task else None
             await self.store.append_records(
-                batch, windows=rows, replay={kid: replay}, completed_tasks=completed
+                batch,
+                windows=rows,
+                replay={kid: replay},
+                completed_tasks=completed,
+                kv=outcome.kv or None,
             )
             self._pages = pages
             if outcome.completed_task:
@@ -208,6 +225,20 @@ class AccessEngine:
         record = records.command_result(command, kid, "rejected", reason, self._clock())
         await self.store.append_records([record])
         log.warning("command.rejected", type=command.type, kid=kid, reason=reason)
+
+    def _untimed(self, change: Change) -> Change:
+        """``change`` with a state that untrusted time decided put back to ``scheduled``.
+
+        Only upserts compute a state from the time (revokes do not); the deadline loop moves
+        the row on from ``scheduled`` as far as trusted time (or the allow policy) lets it.
+        """
+        return held_back(change) if self._hold(WindowState(change.row.state)) else change
+
+    def _hold(self, state: WindowState) -> bool:
+        """Whether untrusted time may not commit a move into ``state``."""
+        if state is WindowState.EXPIRED:
+            return True
+        return state is WindowState.ACTIVE and self.settings.deny_untrusted
 
     def _adopt(self, rows: list[WindowRow]) -> None:
         for row in rows:
@@ -229,15 +260,18 @@ class AccessEngine:
             self._count("locked_out")
             return LockedOut(retry)
         credential = "code" if token is None else "token"
-        if self.settings.deny_untrusted and not self.clock.trusted():
+        reading = self.clock.read()
+        if self.settings.deny_untrusted and not reading.status.synced:
             return await self._deny(lock_id, source, credential, Refusal("clock_untrusted", False))
-        decision = self._decide(lock_id, code, token)
+        decision = self._decide(lock_id, code, token, reading)
         if isinstance(decision, Refusal):
             return await self._deny(lock_id, source, credential, decision)
         return await self._open(coordinator, decision, source)
 
-    def _decide(self, lock_id: str, code: str | None, token: str | None) -> Grant | Refusal:
-        ctx = Context(self.clock.now(), self.settings.grace, self.events.in_flight())
+    def _decide(
+        self, lock_id: str, code: str | None, token: str | None, reading: Reading
+    ) -> Grant | Refusal:
+        ctx = Context(reading.now, self.settings.grace, self.events.in_flight())
         if token is not None:
             return decide_token(
                 token,
@@ -246,6 +280,8 @@ class AccessEngine:
                 keys=self._command_keys,
                 held_for=self.cache.get,
                 ctx=ctx,
+                completed=self.cache.task_completed,
+                sync_mark=self._pages.mark,
             )
         if code is None or not well_formed(code):
             # Checked before hashing: no odd input reaches the hash, and none needs a lookup.
@@ -267,6 +303,10 @@ class AccessEngine:
 
     async def _open(self, coordinator: LockCoordinator, grant: Grant, source: str) -> UnlockResult:
         pending = self.events.expect(Pending(new_ulid(), coordinator.lock_id, grant, source))
+        if self.cache.get(grant.window.window_id) is None:
+            # A token's window is stored with its PoD (events.py), its deadline new to the
+            # deadline loop: the loop wakes to schedule it once that PoD has committed.
+            pending.future.add_done_callback(lambda _: self._wake.set())
         try:
             await coordinator.unlock(pending.request_id)
         except LockError as exc:
@@ -293,15 +333,23 @@ class AccessEngine:
     # Deadlines.
 
     def caught_up(self) -> bool:
-        """True when no deadline has passed unhandled and no reconcile is running."""
+        """True when no deadline has passed unhandled and no reconcile is running.
+
+        Transitions held back on untrusted time count as handled until trust returns.
+        """
+        if self._advancing or self.provisioner.busy or self._wake.is_set():
+            return False
+        reading = self.clock.read()
+        if reading.status.synced and (self._held or self.provisioner.awaiting_trust):
+            return False
         deadline = self.cache.next_deadline()
-        idle = not self._advancing and not self.provisioner.busy
-        return idle and (deadline is None or deadline > self.clock.now())
+        return deadline is None or deadline > reading.now
 
     async def run(self) -> None:
         """Move windows through their states at their deadlines, forever (cancel to stop)."""
         while True:
             await self._sleep_until_due()
+            self.iterations += 1
             self._advancing = True
             try:
                 await self._advance()
@@ -311,10 +359,11 @@ class AccessEngine:
     async def _advance(self) -> None:
         while True:
             async with self.cache.write_lock:
-                changes = self.cache.due(self.clock.now())
+                reading = self.clock.read()
+                changes = self._due(reading)
                 if not changes:
-                    return
-                clock = self._clock()
+                    break
+                clock = reading.status.as_record()
                 batch = [records.window_status(c.row, c.status, clock) for c in changes if c.status]
                 try:
                     await self.store.append_records(batch, windows=[c.row for c in changes])
@@ -329,13 +378,45 @@ class AccessEngine:
             if failed:
                 await self._sleep(COMMIT_RETRY_SECONDS)
                 return
+        if reading.status.synced:
+            self.provisioner.trust_returned()
+
+    def _due(self, reading: Reading) -> list[Change]:
+        """The transitions to commit now; on untrusted time, hold back what it may not decide."""
+        # Held windows are looked at again on every pass: trust may have returned, the policy
+        # changed, or the window itself (a revoke leaves nothing to hold).
+        for window_id in self._held:
+            self.cache.requeue(window_id)
+        self._held.clear()
+        changes = self.cache.due(reading.now)
+        if reading.status.synced:
+            return changes
+        kept = []
+        for change in changes:
+            if self._hold(WindowState(change.row.state)):
+                self._held.add(change.row.window_id)
+            else:
+                kept.append(change)
+        if self._held:
+            log.info(
+                "windows.held_untrusted", windows=len(self._held), source=reading.status.source
+            )
+        return kept
 
     async def _sleep_until_due(self) -> None:
+        """Wait for the next deadline or a wake, whichever comes first; never a fixed period.
+
+        With no deadline ahead (or only held ones) only a wake ends the wait. A wake comes from
+        a window change, a config reload, and the clock's listeners: a change of trust, or a
+        forward step of time (which makes a monotonic sleep aimed at a wall-clock deadline
+        late). Nothing wakes the loop for a backward step: it wakes early and sleeps again.
+        """
         self._wake.clear()
         deadline = self.cache.next_deadline()
-        delay = MAX_IDLE_SLEEP
-        if deadline is not None:
-            delay = min(delay, (deadline - self.clock.now()).total_seconds())
+        if deadline is None:
+            await self._wake.wait()
+            return
+        delay = (deadline - self.clock.now()).total_seconds()
         if delay <= 0:
             return
         sleeper = asyncio.ensure_future(self._sleep(delay))

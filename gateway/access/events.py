@@ -23,13 +23,21 @@ from ..store import NewRecord, Store, WindowRow
 from . import records
 from .decide import Grant
 from .provisioning import Provisioner
-from .windows import WindowCache, WindowState, state_at
+from .windows import STATUS_OF, WindowCache, WindowState, state_at, with_state
 
 log = structlog.get_logger(__name__)
 
 # A confirmation later than this after the unlock command no longer counts as that unlock's:
 # it would more likely be someone else opening the door.
 PENDING_TTL_SECONDS = 60.0
+# kv key prefix (+ lock_id): the PoD whose relock the lock has yet to report. Kept in the
+# store, committed with the PoD, so that a relock reported after a restart still names it.
+RELOCK_KEY_PREFIX = "access.awaiting_relock."
+
+
+def relock_key(lock_id: str) -> str:
+    """The kv key holding the pod_id a lock's next relock belongs to."""
+    return RELOCK_KEY_PREFIX + lock_id
 
 
 @dataclass(slots=True)
@@ -66,7 +74,9 @@ class EventRecorder:
         self._grace = grace
         self._monotonic = monotonic
         self._pending: dict[str, Pending] = {}
-        self._awaiting_relock: dict[str, str] = {}
+        # The PoD each lock's next relock belongs to, as committed under relock_key(); this
+        # copy spares a read, the store's outlives a restart.
+        self._awaiting_relock: dict[str, str | None] = {}
         self._battery_low: set[str] = set()
 
     # Pending unlocks.
@@ -119,10 +129,7 @@ class EventRecorder:
         if event.kind is EventKind.UNLOCKED:
             await self._unlocked(event)
         elif event.kind is EventKind.LOCKED:
-            pod_id = self._awaiting_relock.pop(event.lock_id, None)
-            await self._write(
-                [records.lock_event(event, self._record_clock(), extra={"pod_id": pod_id})]
-            )
+            await self._relocked(event)
         elif event.kind is EventKind.JAMMED:
             await self._write_with_alert(event, "lock_jammed", "critical", "the lock is jammed")
         elif event.kind is EventKind.BATTERY:
@@ -135,6 +142,17 @@ class EventRecorder:
 
     async def _write(self, batch: list[NewRecord]) -> None:
         await self._store.append_records(batch)
+
+    async def _relocked(self, event: LockEvent) -> None:
+        """A relock names the PoD it ends (if any), and that PoD is then no longer awaited."""
+        key = relock_key(event.lock_id)
+        if event.lock_id in self._awaiting_relock:
+            pod_id = self._awaiting_relock[event.lock_id]
+        else:  # not seen since start: the store knows
+            pod_id = await self._store.kv_get(key)
+        record = records.lock_event(event, self._record_clock(), extra={"pod_id": pod_id})
+        await self._store.append_records([record], kv={key: None} if pod_id else None)
+        self._awaiting_relock[event.lock_id] = None
 
     async def _write_with_alert(
         self,
@@ -150,12 +168,15 @@ class EventRecorder:
             "lock_id": event.lock_id,
             "vendor_event_id": event.vendor_event_id,
         }
-        await self._write(
-            [
-                records.lock_event(event, clock, unattributed=unattributed),
-                records.alert(kind, severity, message, clock, details),
-            ]
-        )
+        batch = [
+            records.lock_event(event, clock, unattributed=unattributed),
+            records.alert(kind, severity, message, clock, details),
+        ]
+        # After an unlock no window explains, the next relock ends that one, not an older PoD.
+        kv = {relock_key(event.lock_id): None} if unattributed else None
+        await self._store.append_records(batch, kv=kv)
+        if unattributed:
+            self._awaiting_relock[event.lock_id] = None
         log.warning("lock." + kind, lock_id=event.lock_id)
 
     async def _battery(self, event: LockEvent) -> None:
@@ -194,18 +215,22 @@ class EventRecorder:
         async with self._cache.write_lock:
             now = self._clock.now()
             current = self._cache.get(window.window_id) or window
-            row = replace(current, uses=current.uses + 1, updated_at=now)
-            row = replace(row, state=state_at(row, now, self._grace))
+            row = replace(current, uses=current.uses + 1)
+            row = with_state(row, state_at(row, now, self._grace), now)
             clock = self._record_clock()
             pod_id, pod = records.pod(row, event, method, ref, clock)
             batch = [pod]
-            newly_used = row.state == WindowState.USED and current.state != WindowState.USED
-            if newly_used and row.origin != "token":
-                batch.append(records.window_status(row, "used", clock))
-            await self._store.append_records(batch, windows=[row])
+            # Used up by this PoD, or found closed by it (a late confirmation): either way the
+            # state changes here, and the deadline heap will not report it again.
+            status = STATUS_OF.get(WindowState(row.state))
+            if status is not None and row.state != current.state:
+                batch.append(records.window_status(row, status, clock))
+            await self._store.append_records(
+                batch, windows=[row], kv={relock_key(event.lock_id): pod_id}
+            )
             self._cache.put(row)
+            self._awaiting_relock[event.lock_id] = pod_id
         self._provisioner.consider(row)
-        self._awaiting_relock[event.lock_id] = pod_id
         log.info("pod.recorded", pod_id=pod_id, window_id=row.window_id, method=method)
         return pod_id
 

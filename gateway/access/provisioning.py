@@ -3,8 +3,15 @@ when it closes, is used up or is revoked; progress reported as ``window.status``
 
 States (``lock_side``): pending -> set_on_lock | failed_on_lock -> removed_from_lock. The
 sealed code is opened only to program the lock and is dropped from the store once the lock
-holds it. Each window has at most one reconcile task at a time; a change while it runs makes it
-run once more.
+holds it, once the lock refused it for good, or once the window ended without it. Each window
+has at most one reconcile task at a time; a change while it runs makes it run once more.
+
+Untrusted time: under the deny policy no code is set (a code on a keypad admits couriers on
+the lock's own terms, and untrusted time may have opened the window days early); the window
+waits and is reconciled again when trust returns. Removals go ahead whatever the clock says
+when they do not depend on it (a revoke, a used-up window, a code replaced by a newer
+version): taking a code off early only refuses. Expiry does depend on it: the engine commits
+no expiry on untrusted time, so no code is removed for one.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class Provisioner:
         clock: TrustedClock,
         grace: timedelta,
         sleep: Sleep = asyncio.sleep,
+        deny_untrusted: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -75,6 +83,10 @@ class Provisioner:
         self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._recheck_delay: dict[str, float] = {}
         self._retryable: set[str] = set()
+        # The policy for untrusted time (a callable: a config reload may change it), and the
+        # windows whose code waits for trusted time.
+        self._deny_untrusted = deny_untrusted
+        self._awaiting_trust: set[str] = set()
 
     def consider(self, row: WindowRow) -> None:
         """Reconcile ``row``'s lock-side state soon (no-op for hub-enforced windows)."""
@@ -90,6 +102,19 @@ class Provisioner:
     def busy(self) -> bool:
         """True while a reconcile task runs."""
         return bool(self._tasks)
+
+    @property
+    def awaiting_trust(self) -> bool:
+        """True while a window's code waits for trusted time to be set."""
+        return bool(self._awaiting_trust)
+
+    def trust_returned(self) -> None:
+        """The clock is trusted: reconcile every window that waited for it."""
+        waiting, self._awaiting_trust = self._awaiting_trust, set()
+        for window_id in waiting:
+            row = self._cache.get(window_id)
+            if row is not None:
+                self.consider(row)
 
     async def idle(self) -> None:
         """Wait until no reconcile task is running."""
@@ -145,16 +170,44 @@ class Provisioner:
         coordinator = self._coordinators.get(row.lock_id)
         if coordinator is None:
             return
-        state = state_at(row, self._clock.now(), self._grace)
+        if row.keypad_code_id is not None and row.lock_side == "pending":
+            # The lock holds an older version's code: off with it now, whatever the time.
+            await self._remove(row, coordinator)
+            row = self._current(row)
+            if row.keypad_code_id is not None:
+                return  # not removed (alerted): the recheck tries again before anything else
+        reading = self._clock.read()
+        state = state_at(row, reading.now, self._grace)
         if state is not WindowState(row.state):
-            # A deadline passed and the engine has not committed the new state yet; it
-            # reconsiders the row once it has (acting now would race its write of the row).
+            # A deadline passed and the engine has not committed the new state yet (or holds
+            # it on untrusted time); it reconsiders the row once it has (acting now would race
+            # its write of the row).
             return
         if state in TERMINAL:
-            if row.keypad_code_id is not None:
-                await self._remove(row, coordinator)
+            await self._retire(row, coordinator)
         elif state is WindowState.ACTIVE and row.code_sealed and self._wants_code(row):
+            if not reading.status.synced and self._deny_untrusted():
+                self._awaiting_trust.add(window_id)
+                log.info("provision.awaiting_trusted_time", window_id=window_id)
+                return
             await self._set(row, coordinator)
+
+    async def _retire(self, row: WindowRow, coordinator: LockCoordinator) -> None:
+        """A window ended: its code comes off the lock and its sealed copy out of the store."""
+        if row.keypad_code_id is not None:
+            await self._remove(row, coordinator)  # drops the sealed copy in the same write
+            return
+        if row.code_sealed is None:
+            return
+        async with self._cache.write_lock:
+            current = self._current(row)
+            if current.code_sealed is None or WindowState(current.state) not in TERMINAL:
+                return
+            # No record: the window's end was reported; only the now useless seal goes.
+            forgotten = replace(current, code_sealed=None, updated_at=self._clock.now())
+            await self._store.put_window(forgotten)
+            self._cache.put(forgotten)
+        log.info("provision.seal_dropped", window_id=row.window_id, lock_id=row.lock_id)
 
     def _wants_code(self, row: WindowRow) -> bool:
         if row.lock_side == "pending":
@@ -182,6 +235,8 @@ class Provisioner:
             # A newer version of the window replaces the code the lock holds.
             await self._remove(row, coordinator)
             row = self._cache.get(row.window_id) or row
+            if row.keypad_code_id is not None:
+                return  # not removed (alerted); the recheck removes it, then sets the new one
         code = KeypadCode(
             code=self._open_code(row),
             name=f"lh {row.window_id}"[:KEYPAD_NAME_LENGTH],
@@ -191,19 +246,7 @@ class Provisioner:
         try:
             code_id = await self._retrying(lambda: coordinator.add_keypad_code(code))
         except LockError as exc:
-            if isinstance(exc, LockRefusedError):
-                self._retryable.discard(row.window_id)
-            else:
-                self._retryable.add(row.window_id)
-                self._recheck_later(row.window_id)
-            if row.lock_side == "failed_on_lock":
-                return  # already reported; the recheck goes on quietly
-            async with self._cache.write_lock:
-                current = self._current(row)
-                # A newer code that arrived meanwhile is still to be tried (the run goes again).
-                side = "failed_on_lock" if current.code_sealed == row.code_sealed else "pending"
-                failed = replace(current, lock_side=side, updated_at=self._clock.now())
-                await self._commit(failed, "failed_on_lock", type(exc).__name__, reported=row)
+            await self._set_failed(row, exc)
             return
         async with self._cache.write_lock:
             current = self._current(row)
@@ -217,6 +260,30 @@ class Provisioner:
             )
             await self._commit(done, "set_on_lock", None, reported=row)
         self._settled(row.window_id)
+
+    async def _set_failed(self, row: WindowRow, exc: LockError) -> None:
+        """Report a code the lock did not take; drop its seal when the refusal is final."""
+        refused = isinstance(exc, LockRefusedError)
+        if refused:
+            self._retryable.discard(row.window_id)
+        else:
+            self._retryable.add(row.window_id)
+            self._recheck_later(row.window_id)
+            if row.lock_side == "failed_on_lock":
+                return  # already reported; the recheck goes on quietly
+        async with self._cache.write_lock:
+            current = self._current(row)
+            # A newer code that arrived meanwhile is still to be tried (the run goes again).
+            same_code = current.code_sealed == row.code_sealed
+            failed = replace(
+                current,
+                lock_side="failed_on_lock" if same_code else "pending",
+                # A refused code is never tried again (full keypad, duplicate, bad format):
+                # its sealed copy has no more use, and a copy kept is a copy to protect.
+                code_sealed=None if refused and same_code else current.code_sealed,
+                updated_at=self._clock.now(),
+            )
+            await self._commit(failed, "failed_on_lock", type(exc).__name__, reported=row)
 
     async def _remove(self, row: WindowRow, coordinator: LockCoordinator) -> None:
         code_id = row.keypad_code_id
@@ -251,12 +318,16 @@ class Provisioner:
             current = self._current(row)
             # A window that still has a code to program (a newer version) stays pending, so
             # that a restart between removing the old code and setting the new one sets it.
-            live = state_at(current, now, self._grace) not in TERMINAL
+            # The committed state, not the time: the engine commits an ended window (and
+            # only on trusted time); the end it commits reconsiders the row, seal and all.
+            live = WindowState(current.state) not in TERMINAL
             waiting = current.code_sealed is not None and live
             removed = replace(
                 current,
                 keypad_code_id=None,
                 lock_side="pending" if waiting else "removed_from_lock",
+                # An ended window's seal (a newer version never set) has no more use.
+                code_sealed=current.code_sealed if live else None,
                 updated_at=now,
             )
             await self._commit(removed, "removed_from_lock", None, reported=row)

@@ -17,10 +17,14 @@ Details = dict[str, str | int | bool | None]
 def window_status(
     row: WindowRow, status: str, clock: Clock, detail: str | None = None
 ) -> NewRecord:
-    """A ``window.status`` record for ``row``."""
+    """A ``window.status`` record for ``row``.
+
+    A window the hub knows only from a courier token holds version 0 (below any push); the
+    protocol's versions start at 1, so it reports version 1.
+    """
     body: dict[str, object] = {
         "window_id": row.window_id,
-        "version": row.version,
+        "version": max(row.version, 1),
         "status": status,
         "clock": dict(clock),
     }

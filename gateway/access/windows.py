@@ -54,6 +54,21 @@ def used_up(window: WindowRow) -> bool:
     return window.max_uses is not None and window.uses >= window.max_uses
 
 
+def with_state(row: WindowRow, state: WindowState, now: datetime) -> WindowRow:
+    """``row`` in ``state`` as of ``now``; a terminal state drops the sealed code for good."""
+    sealed = None if state in TERMINAL else row.code_sealed
+    return replace(row, state=state, code_sealed=sealed, updated_at=now)
+
+
+# The window.status each state reports when a window reaches it. ``scheduled`` and ``active``
+# have no status of their own in the protocol: ``applied`` says the hub holds the version.
+STATUS_OF = {
+    WindowState.USED: "used",
+    WindowState.EXPIRED: "expired",
+    WindowState.REVOKED: "revoked",
+}
+
+
 def state_at(window: WindowRow, now: datetime, grace: timedelta) -> WindowState:
     """The state ``window`` is in at ``now``, terminal states being sticky."""
     held = WindowState(window.state)
@@ -75,6 +90,15 @@ class Change:
     row: WindowRow
     status: str | None
     detail: str | None = None
+    # An upsert's row before the time moved it on (``row`` is that row settled at ``now``).
+    unsettled: WindowRow | None = None
+
+
+def held_back(change: Change) -> Change:
+    """``change`` as it commits when the time may not move the window on (untrusted clock):
+    still ``scheduled``, its sealed code kept, reported as ``applied``."""
+    row = change.unsettled or change.row
+    return Change(replace(row, state=WindowState.SCHEDULED), "applied", change.detail)
 
 
 def row_from_upsert(
@@ -151,6 +175,9 @@ class WindowCache:
     _deadlines: list[tuple[datetime, str, int]] = field(default_factory=list)
     # Completed tasks by completion time: a late upsert of their windows revives nothing.
     _completed: dict[str, datetime] = field(default_factory=dict)
+    # Windows by stored state, kept as rows come and go: metrics and admin views read it
+    # without walking 100,000 rows.
+    _counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WindowState, 0))
     # Held from reading rows to putting their committed successors, by every writer (commands,
     # deadlines, PoD, provisioning), so that no write is lost to another one in flight.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -196,7 +223,9 @@ class WindowCache:
         old = self._by_id.get(row.window_id)
         if old is not None:
             self._unindex(old)
+            self._counts[old.state] -= 1
         self._by_id[row.window_id] = row
+        self._counts[row.state] += 1
         if row.code_hash:
             self._by_code.setdefault(row.code_hash, set()).add(row.window_id)
         if row.task_id:
@@ -266,13 +295,10 @@ class WindowCache:
             seen.add(window_id)
             row = self._by_id[window_id]
             new_state = state_at(row, now, self.grace)
-            status = "expired" if new_state is WindowState.EXPIRED else None
-            changes.append(Change(replace(row, state=new_state, updated_at=now), status))
+            status = STATUS_OF.get(new_state) if new_state != row.state else None
+            changes.append(Change(with_state(row, new_state, now), status))
         return changes
 
     def counts(self) -> dict[str, int]:
         """How many windows are in each state (tombstones count as revoked)."""
-        counts = dict.fromkeys(WindowState, 0)
-        for row in self._by_id.values():
-            counts[WindowState(row.state)] += 1
-        return {state.value: n for state, n in counts.items()}
+        return {WindowState(state).value: n for state, n in self._counts.items()}

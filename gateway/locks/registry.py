@@ -34,6 +34,8 @@ DEFAULT_SOURCE = "config"
 MAX_SIM_LATENCY = 60.0
 # Real keypads hold 20 (Yale) to 100 (Nuki Keypad 2.0) codes; 1000 is plenty for a simulation.
 MAX_SIM_KEYPAD_SLOTS = 1000
+# A jam once in a million moves is already "never" for any test or demo.
+MAX_SIM_JAM_EVERY = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,11 @@ class SimOptions(Section):
     keypad_slots: int = Field(default=20, ge=1, le=MAX_SIM_KEYPAD_SLOTS)
     auto_relock_after: float | None = Field(default=5.0, gt=0)
     door_sensor: bool = True
+    # Failure paths on demand: this share of radio calls fails as unreachable (drawn at
+    # random; ``seed`` repeats a run), and every ``jam_every``-th bolt movement jams (0: none).
+    fail_rate: float = Field(default=0.0, ge=0, le=1)
+    jam_every: int = Field(default=0, ge=0, le=MAX_SIM_JAM_EVERY)
+    seed: int | None = None
 
 
 def _build_sim(section: LockSection, context: DriverContext) -> LockDriver:
@@ -94,6 +101,9 @@ def _build_sim(section: LockSection, context: DriverContext) -> LockDriver:
         keypad_slots=options.keypad_slots,
         auto_relock_after=options.auto_relock_after,
         door_sensor=options.door_sensor,
+        fail_rate=options.fail_rate,
+        jam_every=options.jam_every,
+        seed=options.seed,
     )
 
 

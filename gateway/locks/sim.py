@@ -2,7 +2,10 @@
 
 Physical actions (``press``, ``turn_thumb``, ``open_door``...) happen at the lock and never fail
 on the radio; the lock keeps their events and the hub reads them in order, as a Nuki reads its
-log after a reconnect. Driver calls go over the simulated radio and can be made to fail.
+log after a reconnect. Driver calls go over the simulated radio and can be made to fail: by a
+test (``fail_next``, ``set_reachable``, ``jam``) or by the lock's options, so that an installer
+can watch the hub's failure paths from a config file (``fail_rate``: a share of radio calls
+fail as unreachable; ``jam_every``: every Nth bolt movement jams).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
@@ -59,11 +63,16 @@ class SimLock:
         keypad_slots: int = 20,
         auto_relock_after: float | None = 5.0,
         door_sensor: bool = True,
+        fail_rate: float = 0.0,
+        jam_every: int = 0,
+        seed: int | None = None,
     ) -> None:
         if latency < 0 or keypad_slots < 1 or not 0 <= battery_percent <= 100:
             raise ValueError("latency >= 0, keypad_slots >= 1 and battery 0-100 are required")
         if auto_relock_after is not None and auto_relock_after <= 0:
             raise ValueError("auto_relock_after must be positive or None")
+        if not 0 <= fail_rate <= 1 or jam_every < 0:
+            raise ValueError("fail_rate must be 0-1 and jam_every >= 0 (0: never)")
         self._lock_id = lock_id
         self._now = now
         self._sleep = sleep
@@ -83,6 +92,11 @@ class SimLock:
         self._jam_next = False
         self._relock: asyncio.Task[None] | None = None
         self._relock_on_close = False
+        self._fail_rate = fail_rate
+        self._jam_every = jam_every
+        self._moves = 0
+        # A simulation's dice, not a secret: a seed makes a run's failures repeatable.
+        self._dice = random.Random(seed)  # noqa: S311 - not used for anything secret
 
     @property
     def lock_id(self) -> str:
@@ -224,6 +238,8 @@ class SimLock:
             raise LockUnreachableError(f"lock {self._lock_id} does not answer")
         if self._failures:
             raise self._failures.popleft()(f"lock {self._lock_id}: injected failure")
+        if self._fail_rate and self._dice.random() < self._fail_rate:
+            raise LockUnreachableError(f"lock {self._lock_id}: simulated radio failure")
 
     def _require_keypad(self) -> None:
         if not self._has_keypad:
@@ -238,7 +254,8 @@ class SimLock:
         keypad_code_id: int | None = None,
     ) -> None:
         kind = _BOLT_EVENTS[target]
-        if self._jam_next:
+        self._moves += 1
+        if self._jam_next or (self._jam_every and self._moves % self._jam_every == 0):
             self._jam_next = False
             kind, target = EventKind.JAMMED, LockState.JAMMED
         self._bolt = target

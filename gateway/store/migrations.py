@@ -111,10 +111,18 @@ _V3_COMPLETED_TASKS = """
 CREATE TABLE completed_tasks (task_id TEXT PRIMARY KEY, completed_at TEXT NOT NULL);
 """
 
+# v4: a window that is over (used, expired, revoked) never programs a lock again, so its
+# sealed code goes; hubs that ran older code may still hold some.
+_V4_DROP_SEALED_CODES = """
+UPDATE windows SET code_sealed = NULL
+WHERE state IN ('used', 'expired', 'revoked') AND code_sealed IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _V1_CHAIN_TRIGGER,
     _V2_WINDOWS,
     _V3_COMPLETED_TASKS,
+    _V4_DROP_SEALED_CODES,
 )
 
 

@@ -73,8 +73,14 @@ INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value 
 """
 
 
+# A window in one of these states never programs a lock again: its sealed code is not kept.
+_TERMINAL_STATES = frozenset({"used", "expired", "revoked"})
+
+
 def _window_to_row(window: WindowRow) -> tuple[object, ...]:
     values = {name: getattr(window, name) for name in _WINDOW_FIELDS}
+    if window.state in _TERMINAL_STATES:
+        values["code_sealed"] = None
     for name in _WINDOW_TIMES:
         values[name] = to_db_time(values[name])
     if window.courier is not None:
@@ -126,6 +132,24 @@ def completed_batch(tasks: Mapping[str, datetime]) -> tuple[str, list[tuple[obje
     return _COMPLETED_UPSERT, [(task_id, to_db_time(at)) for task_id, at in tasks.items()]
 
 
+_KV_DELETE = "DELETE FROM kv WHERE key = ?"
+
+
+def check_kv_key(key: str) -> None:
+    """Raise ValueError for a key that belongs to the store itself."""
+    if key.startswith(RESERVED_KV_PREFIX):
+        raise ValueError(f"kv keys starting with {RESERVED_KV_PREFIX!r} are reserved")
+
+
+def kv_batches(entries: Mapping[str, str | None]) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """Upserts (and deletes, for None) of kv entries, to run inside another write's transaction."""
+    for key in entries:
+        check_kv_key(key)
+    upserts: list[tuple[object, ...]] = [(k, v) for k, v in entries.items() if v is not None]
+    deletes: list[tuple[object, ...]] = [(k,) for k, v in entries.items() if v is None]
+    return [(sql, rows) for sql, rows in ((_KV_UPSERT, upserts), (_KV_DELETE, deletes)) if rows]
+
+
 def replay_batch(states: Mapping[str, ReplayState]) -> tuple[str, list[tuple[object, ...]]]:
     """The upsert of replay windows by kid, to run inside another write's transaction."""
     return _REPLAY_UPSERT, [(kid, s.highest, to_sqlite(s.bitmap)) for kid, s in states.items()]
@@ -164,6 +188,31 @@ class StateTables:
             rows = await self._db.fetch(
                 f"{_WINDOW_SELECT} WHERE lock_id = ? ORDER BY starts_at, window_id", (lock_id,)
             )
+        return [_window_from_row(row) for row in rows]
+
+    async def page_windows(
+        self,
+        after: str | None,
+        limit: int,
+        *,
+        lock_id: str | None = None,
+        states: frozenset[str] | None = None,
+    ) -> list[WindowRow]:
+        """Up to ``limit`` windows (no tombstones) with ids above ``after``, in id order.
+
+        ``lock_id`` and ``states`` (stored states) narrow them; the primary key's order makes
+        each page one index range, however many windows there are.
+        """
+        where = ["origin != 'tombstone'", "window_id > ?"]
+        params: list[object] = [after or ""]
+        if lock_id is not None:
+            where.append("lock_id = ?")
+            params.append(lock_id)
+        if states is not None:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(sorted(states))
+        sql = f"{_WINDOW_SELECT} WHERE {' AND '.join(where)} ORDER BY window_id LIMIT ?"
+        rows = await self._db.fetch(sql, [*params, limit])
         return [_window_from_row(row) for row in rows]
 
     async def put_lock(self, lock: LockRow) -> None:
@@ -229,8 +278,7 @@ class StateTables:
 
     async def kv_set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key``; keys starting with ``store.`` are the store's own."""
-        if key.startswith(RESERVED_KV_PREFIX):
-            raise ValueError(f"kv keys starting with {RESERVED_KV_PREFIX!r} are reserved")
+        check_kv_key(key)
         await self._db.write(_KV_UPSERT, (key, value))
 
 

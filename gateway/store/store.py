@@ -33,6 +33,7 @@ from .space import RESERVE_BYTES, SpaceGuard, SpaceReserve
 from .state import (
     StateTables,
     completed_batch,
+    kv_batches,
     lockout_batch,
     replay_batch,
     window_batch,
@@ -186,8 +187,12 @@ class Store:
         lockouts: Sequence[Lockout] = (),
         replay: Mapping[str, ReplayState] | None = None,
         completed_tasks: Mapping[str, datetime] | None = None,
+        kv: Mapping[str, str | None] | None = None,
     ) -> list[StoredRecord]:
         """Sign, chain and store ``items`` with the window and lockout rows in ONE transaction.
+
+        ``kv`` entries commit in the same transaction (None deletes the key; ``store.`` keys
+        raise ValueError before anything is written).
 
         A proof of delivery, its outbox entry and the window's use count land together or not
         at all (``synchronous=FULL``): no crash can leave a used window without its record.
@@ -205,6 +210,8 @@ class Store:
             also.append(replay_batch(replay))
         if completed_tasks:
             also.append(completed_batch(completed_tasks))
+        if kv:
+            also.extend(kv_batches(kv))
         guarded = bool(windows) and not any(i.type == _POD_RECORD_TYPE for i in items)
 
         async def append() -> list[StoredRecord]:
@@ -254,6 +261,18 @@ class Store:
     async def list_windows(self, lock_id: str | None = None) -> list[WindowRow]:
         """Return all windows (or one lock's), ordered by start then id."""
         return await self._state.list_windows(lock_id)
+
+    async def page_windows(
+        self,
+        after: str | None,
+        limit: int,
+        *,
+        lock_id: str | None = None,
+        states: frozenset[str] | None = None,
+    ) -> list[WindowRow]:
+        """Up to ``limit`` windows (no tombstones) with ids above ``after``, by id; ``lock_id``
+        and stored ``states`` narrow them."""
+        return await self._state.page_windows(after, limit, lock_id=lock_id, states=states)
 
     async def put_lock(self, lock: LockRow) -> None:
         """Insert or replace the lock with this ``lock_id``."""

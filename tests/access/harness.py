@@ -150,10 +150,11 @@ class HubHarness:
 
     def token(self, window_id: str, lock_id: str = "front-door", **changes: Any) -> str:
         """A courier token signed by the cloud key, valid for an hour from now."""
-        now = int(self.clock.now().timestamp())
+        moment = self.clock.now()
+        now = int(moment.timestamp())
         claims: dict[str, Any] = {
             "v": 1,
-            "jti": p.new_ulid(),
+            "jti": p.new_ulid(int(moment.timestamp() * 1000)),  # minted now, as the cloud would
             "aud": HUB_ID,
             "sub": "courier-7",
             "name": "Sam",

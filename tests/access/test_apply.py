@@ -11,7 +11,7 @@ from cloud_sync.protocol.b64 import b64url_encode
 from cloud_sync.protocol.commands import COMMAND_ADAPTER, Command, WindowsSync
 from cloud_sync.protocol.errors import SealError
 from gateway.access.apply import Outcome, SyncPages, apply_command, rejected
-from gateway.access.windows import WindowCache, WindowState
+from gateway.access.windows import WindowCache, WindowState, held_back
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=5)
@@ -114,6 +114,28 @@ def test_a_new_window_is_applied_in_the_state_it_is_in_now() -> None:
     assert scheduled.changes[0].row.state == WindowState.SCHEDULED
     old = hub.apply(upsert("w3", starts_at=NOW - timedelta(days=1), ends_at=NOW - GRACE))
     assert old.changes[0].row.state == WindowState.EXPIRED
+
+
+def test_a_window_that_arrives_over_reports_its_state_and_drops_its_sealed_code() -> None:
+    hub = Hub()
+    old = upsert(
+        "w-old", enforcement="lock", starts_at=NOW - timedelta(days=1), ends_at=NOW - GRACE
+    )
+    [change] = hub.apply(old).changes
+    assert (change.row.state, change.status, change.row.code_sealed) == (
+        WindowState.EXPIRED,
+        "expired",
+        None,
+    )
+    # Where untrusted time may not decide the expiry, the change commits as it arrived: still
+    # scheduled, the sealed code kept for the keypad, reported as applied.
+    held = held_back(change)
+    assert (held.row.state, held.status, held.row.code_sealed) == (
+        WindowState.SCHEDULED,
+        "applied",
+        SEALED,
+    )
+    assert held.row.version == change.row.version
 
 
 def test_an_upsert_at_the_held_version_or_older_changes_nothing() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.access.decide import Grant
-from gateway.access.events import PENDING_TTL_SECONDS, EventRecorder, Pending
+from gateway.access.events import PENDING_TTL_SECONDS, EventRecorder, Pending, relock_key
 from gateway.access.provisioning import Provisioner
 from gateway.access.windows import WindowCache
 from gateway.clock import TrustedClock
@@ -200,3 +200,51 @@ async def test_a_keypad_unlock_with_an_unknown_code_id_is_unattributed(tmp_path:
         (body,) = of_type(records, "lock.event")
         assert (body["unattributed"], body["details"]["keypad_code_id"]) == (True, 7)
         assert alert_kinds(records) == ["unattributed_unlock"]
+
+
+def relocked() -> LockEvent:
+    return LockEvent(
+        lock_id="front-door",
+        kind=EventKind.LOCKED,
+        at=DEFAULT_START,
+        vendor="sim",
+        vendor_event_id="ev-relock",
+        trigger=Trigger.UNKNOWN,
+    )
+
+
+def relock_pod_ids(records: list[dict[str, Any]]) -> list[str | None]:
+    return [
+        b["details"].get("pod_id") for b in of_type(records, "lock.event") if b["event"] == "locked"
+    ]
+
+
+async def test_a_relock_reported_after_a_restart_still_names_its_pod(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        await hub.send(hub.command("window.upsert", hub.upsert("w-rs", "15935746")))
+        status, body = await hub.unlock("front-door", code="15935746")
+        assert status == 200
+        cloud, seq = hub.cloud, hub.seq
+        # Stopped before the lock's own relock (5 s later on the simulated lock).
+        assert relock_pod_ids(await hub.records()) == []
+    async with running_hub(tmp_path, cloud=cloud) as hub:
+        hub.seq = seq
+        key = relock_key("front-door")
+        assert await hub.hub.store.kv_get(key) == body["pod_id"]
+        await hub.hub.engine.events.on_event(relocked())
+        await hub.hub.engine.events.on_event(relocked())  # a second relock ends no PoD
+        assert relock_pod_ids(await hub.records()) == [body["pod_id"], None]
+        assert await hub.hub.store.kv_get(key) is None
+
+
+async def test_an_unattributed_unlock_ends_the_wait_for_an_earlier_pods_relock(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as hub:
+        await hub.send(hub.command("window.upsert", hub.upsert("w-un", "75395146")))
+        assert (await hub.unlock("front-door", code="75395146"))[0] == 200
+        events = hub.hub.engine.events
+        await events.on_event(unlocked(None, Trigger.MANUAL))  # the thumb turn, say
+        await events.on_event(relocked())
+        assert relock_pod_ids(await hub.records()) == [None]
+        assert await hub.hub.store.kv_get(relock_key("front-door")) is None

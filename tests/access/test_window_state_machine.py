@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from cloud_sync.protocol.b64 import b64url_encode
 from cloud_sync.protocol.commands import COMMAND_ADAPTER, Command
 from gateway.access.apply import Outcome, SyncPages, apply_command
-from gateway.access.windows import WindowCache, WindowState, state_at
+from gateway.access.windows import TERMINAL, WindowCache, WindowState, state_at, with_state
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GRACE = timedelta(seconds=60)
@@ -312,8 +312,8 @@ class WindowMachine(RuleBasedStateMachine):
         window_id = data.draw(st.sampled_from(active))
         row = self.cache.get(window_id)
         assert row is not None
-        row = replace(row, uses=row.uses + 1, updated_at=self.now)
-        self.cache.put(replace(row, state=state_at(row, self.now, GRACE)))
+        row = replace(row, uses=row.uses + 1)
+        self.cache.put(with_state(row, state_at(row, self.now, GRACE), self.now))
         self.model[window_id].uses += 1
 
     # Invariants.
@@ -341,7 +341,9 @@ class WindowMachine(RuleBasedStateMachine):
                 assert (row.task_id, row.lock_id) == (model.task, model.lock)
                 assert (row.starts_at, row.ends_at) == (model.starts_at, model.ends_at)
                 assert row.max_uses == model.max_uses
-                assert (row.code_sealed is not None) == model.lock_enforced
+                # The sealed code is kept for the lock's keypad only while the window lives.
+                live = model.state(self.now) not in TERMINAL
+                assert (row.code_sealed is not None) == (model.lock_enforced and live)
 
     @invariant()
     def next_deadline_is_the_earliest_open_or_close(self) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cloud_sync.protocol.b64 import b64url_encode
 from cloud_sync.protocol.commands import WindowUpsertBody
 from gateway.access.windows import (
+    TERMINAL,
     WindowCache,
     WindowState,
     closes_at,
@@ -19,6 +20,7 @@ from gateway.access.windows import (
     state_at,
     tombstone,
     used_up,
+    with_state,
 )
 from gateway.store import Courier, WindowRow
 
@@ -295,3 +297,36 @@ def test_a_reused_keypad_slot_points_at_the_window_holding_it_now() -> None:
     found = cache.by_keypad_id(first.lock_id, 3)
     assert found is not None
     assert found.window_id == "w2"
+
+
+def test_due_keeps_the_sealed_code_of_a_window_that_opens_and_drops_it_when_it_closes() -> None:
+    cache = WindowCache(GRACE)
+    cache.put(window("w1", enforcement="lock", code_sealed=SEALED, lock_side="failed_on_lock"))
+    [opened] = cache.due(START)
+    assert (opened.row.state, opened.row.code_sealed) == (WindowState.ACTIVE, SEALED)
+    cache.put(opened.row)
+    [closed] = cache.due(END + GRACE)
+    assert (closed.row.state, closed.status, closed.row.code_sealed) == (
+        WindowState.EXPIRED,
+        "expired",
+        None,
+    )
+
+
+@pytest.mark.parametrize("state", list(WindowState))
+def test_with_state_drops_the_sealed_code_exactly_for_the_terminal_states(
+    state: WindowState,
+) -> None:
+    row = with_state(window(code_sealed=SEALED), state, END)
+    assert (row.state, row.updated_at) == (state, END)
+    assert (row.code_sealed is None) is (state in TERMINAL)
+
+
+def test_counts_follow_rows_as_they_are_replaced() -> None:
+    cache = WindowCache(GRACE)
+    cache.put(window("w1"))
+    cache.put(window("w2"))
+    cache.put(window("w1", state=WindowState.ACTIVE))
+    cache.put(window("w2", state=WindowState.REVOKED))
+    cache.put(window("w2", state=WindowState.REVOKED))  # the same state again
+    assert cache.counts() == {"scheduled": 0, "active": 1, "used": 0, "expired": 0, "revoked": 1}

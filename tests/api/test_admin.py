@@ -7,10 +7,12 @@ import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cloud_sync import protocol as p
+from gateway.admin import DEFAULT_WINDOWS_PAGE, MAX_WINDOWS_PAGE
 from gateway.api import MAX_ADMIN_BODY
 from tests.access.harness import ADMIN_TOKEN, HubHarness, running_hub
 
@@ -155,3 +157,84 @@ async def test_command_batches_over_the_limit_are_413_and_change_nothing(tmp_pat
         status, results = await hub.send(batch)  # the same command again: a replay
         assert (status, results[0]["reason"]) == (422, "replayed")
         assert (await hub.unlock("front-door", code="77553311"))[0] == 200
+
+
+async def windows_page(hub: HubHarness, query: str) -> tuple[int, dict[str, Any]]:
+    response = await hub.client.get(f"/v1/admin/windows?{query}", headers=AUTH)
+    return response.status, await response.json()
+
+
+async def test_admin_windows_come_in_pages_that_a_cursor_walks_once_each(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        ids = [f"w-{n:03d}" for n in range(130)]
+        bodies = [hub.upsert(w, f"{40000000 + n}") for n, w in enumerate(ids)]
+        for start in (0, 100):  # one complete sync set of two pages
+            part = {"set_version": 1, "page": 1 + start // 100, "pages": 2}
+            await hub.send(
+                hub.command("windows.sync", {**part, "windows": bodies[start : start + 100]})
+            )
+        await hub.send(
+            hub.command("window.revoke", {"window_id": "w-007", "version": 1, "reason": "x"})
+        )
+        await hub.send(
+            hub.command("window.revoke", {"window_id": "w-gone", "version": 1, "reason": "x"})
+        )
+
+        status, first = await windows_page(hub, "")
+        assert status == 200
+        assert [w["window_id"] for w in first["windows"]] == ids[:DEFAULT_WINDOWS_PAGE]
+        assert first["next_after"] == ids[DEFAULT_WINDOWS_PAGE - 1]
+        assert first["counts"] == {
+            "scheduled": 0,
+            "active": 129,
+            "used": 0,
+            "expired": 0,
+            "revoked": 2,
+        }
+
+        seen: list[str] = []
+        after = None
+        while True:
+            query = "limit=7" + ("" if after is None else f"&after={after}")
+            status, page = await windows_page(hub, query)
+            assert status == 200
+            assert len(page["windows"]) <= 7
+            seen += [w["window_id"] for w in page["windows"]]
+            after = page["next_after"]
+            if after is None:
+                break
+        assert seen == ids  # every window once, in id order; no tombstone ("w-gone")
+
+        revoked: list[str] = []
+        after = None
+        while True:
+            query = "state=revoked&limit=1" + ("" if after is None else f"&after={after}")
+            page = (await windows_page(hub, query))[1]
+            revoked += [w["window_id"] for w in page["windows"]]
+            assert all(w["state"] == "revoked" for w in page["windows"])
+            after = page["next_after"]
+            if after is None:
+                break
+        assert revoked == ["w-007"]
+        status, last = await windows_page(hub, f"limit={MAX_WINDOWS_PAGE}&after=w-120")
+        assert [w["window_id"] for w in last["windows"]] == ids[121:]
+        assert last["next_after"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("limit=0", "limit must be an integer from 1 to 1000"),
+        (f"limit={MAX_WINDOWS_PAGE + 1}", "limit must be an integer from 1 to 1000"),
+        ("limit=ten", "limit must be an integer from 1 to 1000"),
+        ("limit=-5", "limit must be an integer from 1 to 1000"),
+        ("state=open", "state must be one of scheduled, active, used, expired, revoked"),
+        ("after=" + "x" * 129, "after must be a window_id (1 to 128 characters)"),
+        ("after=", "after must be a window_id (1 to 128 characters)"),
+    ],
+)
+async def test_admin_windows_refuse_a_bad_page_request_with_a_detail(
+    tmp_path: Path, query: str, detail: str
+) -> None:
+    async with running_hub(tmp_path) as hub:
+        assert await windows_page(hub, query) == (400, {"error": "bad_request", "detail": detail})

@@ -35,7 +35,31 @@ async def test_unknown_routes_and_methods_answer_json(tmp_path: Path) -> None:
         response = await hub.client.get(UNLOCK)
         assert (response.status, await response.json()) == (405, {"error": "method_not_allowed"})
         assert response.headers["Allow"] == "POST"
-        assert await hub.unlock("nowhere", code="12345678") == (404, {"error": "unknown_lock"})
+
+
+async def test_an_unknown_lock_gets_the_identical_403_and_leaves_no_trace(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as hub:
+        wrong = await whole(await hub.client.post(UNLOCK, json={"code": "12121212"}))
+        before = await hub.hub.store.outbox_depth()
+        unknown = [
+            await whole(await hub.client.post(f"/v1/locks/{lock_id}/unlock", json=credential))
+            for lock_id, credential in [
+                ("nowhere", {"code": "12121212"}),
+                ("x" * 300, {"code": "12121212"}),  # longer than any identifier
+                ("back-door", {"token": hub.token("w-1", lock_id="back-door")}),
+            ]
+            for _ in range(10)  # well past the lockout threshold of a real lock
+        ]
+        # The same status, headers and bytes as a wrong code on a lock that exists.
+        assert wrong[0] == 403
+        assert all(answer == wrong for answer in unknown)
+        # Counted like any denial, but no record and no lockout row for made-up lock ids.
+        assert hub.hub.engine.attempts == {"denied": 1 + len(unknown)}
+        assert await hub.hub.store.outbox_depth() == before
+        lockouts = await hub.hub.store.list_lockouts()
+        assert {lockout.lock_id for lockout in lockouts} == {"front-door"}
+        metrics = await (await hub.client.get("/metrics")).text()
+        assert f'lockhub_unlock_attempts_total{{result="denied"}} {1 + len(unknown)}' in metrics
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.clock import (
     BEHIND_FLOOR_TOLERANCE_SECONDS,
+    CLOCK_STEP_NOTICE_SECONDS,
     CLOUD_AHEAD_TOLERANCE_SECONDS,
     CLOUD_ANCHOR_MAX_AGE_SECONDS,
     FLOOR_KV_KEY,
@@ -82,8 +83,18 @@ def test_sync_flag_appearing_makes_ntp(fake_clock: FakeClock, tmp_path: Path) ->
     assert not clock.trusted()
 
 
+def test_the_sync_check_can_be_replaced(fake_clock: FakeClock, tmp_path: Path) -> None:
+    clock = make(fake_clock, Flag(value=False))
+    assert clock.status() == UNSYNCED
+    flag_file = tmp_path / "synced"
+    flag_file.touch()
+    clock.set_sync_check(sync_flag_check(flag_file))
+    assert clock.status() == NTP  # at once: the old check's cached answer is dropped
+
+
 def test_unreadable_flag_path_is_not_synced(tmp_path: Path) -> None:
     assert sync_flag_check(tmp_path / ("x" * 300))() is False  # ENAMETOOLONG, not ENOENT
+    assert sync_flag_check(Path("/run/a\x00b"))() is False  # ValueError, not OSError
 
 
 def test_sync_check_is_cached(fake_clock: FakeClock) -> None:
@@ -104,11 +115,67 @@ def test_sync_check_is_cached(fake_clock: FakeClock) -> None:
 
 
 def test_now_follows_the_wall_clock(fake_clock: FakeClock) -> None:
-    clock = make(fake_clock)
+    clock = make(fake_clock, Flag(value=True))
     assert clock.now() == DEFAULT_START
     fake_clock.advance(90)
     assert clock.now() == clock.floor() == DEFAULT_START + 90 * SECOND
     assert clock.now().tzinfo is UTC
+
+
+def test_a_clock_never_trusted_has_no_floor_to_persist(fake_clock: FakeClock) -> None:
+    clock = make(fake_clock)
+    fake_clock.advance(90)
+    assert clock.now() == DEFAULT_START + 90 * SECOND
+    assert clock.floor() is None
+
+
+def test_untrusted_readings_do_not_raise_the_floor(fake_clock: FakeClock) -> None:
+    flag = Flag(value=True)
+    clock = make(fake_clock, flag)
+    fake_clock.advance(60)
+    trusted = clock.now()
+    assert clock.floor() == trusted
+    flag.value = False
+    fake_clock.advance(SYNC_CHECK_CACHE_SECONDS)
+    assert clock.status() == UNSYNCED
+    fake_clock.set_wall(trusted + timedelta(days=5))  # a bad RTC or a wrong manual date
+    assert clock.now() == trusted + timedelta(days=5)  # untrusted time is still the wall's
+    assert clock.floor() == trusted  # ... but it is not persisted
+
+
+def test_ntp_after_an_untrusted_jump_ahead_is_trusted_at_once(fake_clock: FakeClock) -> None:
+    flag = Flag(value=True)
+    clock = make(fake_clock, flag)
+    real = clock.now()
+    flag.value = False
+    fake_clock.advance(SYNC_CHECK_CACHE_SECONDS)
+    fake_clock.set_wall(real + timedelta(days=5))
+    assert clock.status() == UNSYNCED
+    assert clock.now() == real + timedelta(days=5)
+    # timesyncd steps the clock back to the true time and raises its flag.
+    fake_clock.set_wall(real + timedelta(seconds=20))
+    flag.value = True
+    fake_clock.advance(SYNC_CHECK_CACHE_SECONDS)
+    corrected = real + timedelta(seconds=20 + SYNC_CHECK_CACHE_SECONDS)
+    assert clock.status() == NTP  # not behind_floor: the jump never became the floor
+    assert clock.now() == corrected  # the one step back: from untrusted to trusted time
+    persisted = clock.floor()
+    assert persisted == corrected
+    # A restart from that floor with the same wall clock is trusted too.
+    assert make(fake_clock, Flag(value=True), floor=persisted).status() == NTP
+
+
+def test_untrusted_time_never_runs_back_within_a_run(fake_clock: FakeClock) -> None:
+    clock = make(fake_clock)
+    fake_clock.advance(3600)
+    high = clock.now()
+    fake_clock.set_wall(high - timedelta(minutes=30))
+    assert clock.now() == high  # the guard holds it
+    assert clock.status() == BEHIND
+    fake_clock.set_wall(high - 30 * SECOND)
+    assert clock.status() == UNSYNCED  # within the tolerance: drift
+    assert clock.now() == high
+    assert clock.floor() is None  # and none of it is persisted
 
 
 def test_boot_behind_the_floor(fake_clock: FakeClock) -> None:
@@ -295,13 +362,16 @@ STEPS = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(STEPS, st.none() | st.integers(min_value=-(10**8), max_value=10**8))
-def test_now_never_decreases(steps: list[tuple[str, float]], floor_offset: int | None) -> None:
+def test_time_runs_back_only_from_untrusted_to_trusted(
+    steps: list[tuple[str, float]], floor_offset: int | None
+) -> None:
     fake = FakeClock()
     flag = Flag()
     floor = None if floor_offset is None else DEFAULT_START + timedelta(seconds=floor_offset)
     clock = make(fake, flag, floor=floor)
-    last = clock.now()
-    assert floor is None or last >= floor
+    last = clock.read()
+    last_trusted = floor  # the latest time known from a trusted source
+    assert floor is None or last.now >= floor
     for kind, value in steps:
         if kind == "advance":
             fake.advance(value)
@@ -311,11 +381,19 @@ def test_now_never_decreases(steps: list[tuple[str, float]], floor_offset: int |
             clock.observe_cloud_time(DEFAULT_START + timedelta(seconds=value))
         else:
             flag.value = bool(value)
-        status = clock.status()
-        current = clock.now()
-        assert current >= last
-        assert current >= fake.now()
-        assert status.synced == (status.source in {"ntp", "cloud"})
+        current = clock.read()
+        assert current.now >= fake.now()
+        assert current.status.synced == (current.status.source in {"ntp", "cloud"})
+        if current.status.synced and not last.status.synced:
+            # Trust returned: untrusted time is dropped, never below trusted time.
+            assert last_trusted is None or current.now >= last_trusted
+        else:
+            assert current.now >= last.now
+        persisted = clock.floor()
+        assert persisted is None or persisted <= clock.now()
+        assert last_trusted is None or (persisted is not None and persisted >= last_trusted)
+        if current.status.synced:
+            last_trusted = current.now
         last = current
 
 
@@ -323,7 +401,7 @@ def test_now_never_decreases(steps: list[tuple[str, float]], floor_offset: int |
 
 
 async def test_keep_floor_saves_every_interval(fake_clock: FakeClock) -> None:
-    clock = make(fake_clock)
+    clock = make(fake_clock, Flag(value=True))
     saved: list[datetime] = []
 
     async def save(moment: datetime) -> None:
@@ -357,6 +435,65 @@ async def test_keep_floor_saves_the_floor_not_the_wall(fake_clock: FakeClock) ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert saved == [floor]
+
+
+async def test_keep_floor_saves_only_trusted_floors_that_moved(fake_clock: FakeClock) -> None:
+    flag = Flag()
+    clock = make(fake_clock, flag)
+    saved: list[datetime] = []
+
+    async def save(moment: datetime) -> None:
+        saved.append(moment)
+
+    async def tick() -> None:
+        fake_clock.advance(60)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(keep_floor(clock, save, interval=60, sleep=fake_clock.sleep))
+    await asyncio.sleep(0)
+    await tick()
+    assert saved == []  # never trusted: nothing worth persisting
+    flag.value = True
+    await tick()
+    assert saved == [DEFAULT_START + timedelta(seconds=120)]
+    flag.value = False
+    fake_clock.advance(SYNC_CHECK_CACHE_SECONDS)
+    assert not clock.trusted()
+    fake_clock.set_wall(fake_clock.now() + timedelta(days=5))
+    await tick()
+    await tick()
+    assert saved == [DEFAULT_START + timedelta(seconds=120)]  # untrusted: the floor stayed
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# --- listeners
+
+
+def test_listeners_hear_trust_changes_and_forward_steps(fake_clock: FakeClock) -> None:
+    flag = Flag(value=True)
+    clock = make(fake_clock, flag)
+    heard: list[datetime] = []
+    clock.on_change(lambda: heard.append(fake_clock.now()))
+    clock.now()
+    assert len(heard) == 1  # the first reading is a change from nothing
+    fake_clock.advance(3600)
+    clock.now()
+    assert len(heard) == 1  # time passing is no change
+    fake_clock.set_wall(fake_clock.now() - SECOND * 30)
+    clock.now()
+    assert len(heard) == 1  # a small step back: the loop just wakes early
+    fake_clock.set_wall(fake_clock.now() + SECOND * (30 + CLOCK_STEP_NOTICE_SECONDS + 1))
+    clock.now()
+    assert len(heard) == 2  # a step forward makes monotonic sleeps late
+    flag.value = False
+    fake_clock.advance(SYNC_CHECK_CACHE_SECONDS)
+    clock.now()
+    assert len(heard) == 3  # trust lost
+    clock.observe_cloud_time(fake_clock.now() + timedelta(minutes=1))
+    assert len(heard) == 4  # signed time raised the bound: now() stepped (and trust returned)
 
 
 async def test_keep_floor_needs_a_positive_interval(fake_clock: FakeClock) -> None:

@@ -25,6 +25,9 @@ command_keys = {{ "cloud-1" = "{key}" }}
 listen = "127.0.0.1:{port}"
 admin_token_file = "{token_file}"
 
+[access]
+clock_sync_flag = "{sync_flag}"
+
 [log]
 level = "info"
 
@@ -48,10 +51,14 @@ def write_config(tmp_path: Path, *, port: int, driver: str = "sim") -> Path:
     token_file.write_text(ADMIN_TOKEN + "\n")
     token_file.chmod(0o600)
     key = p.public_key_b64(Ed25519PrivateKey.generate().public_key())
+    # The hub's clock is trusted: a synchronised flag, as systemd-timesyncd leaves it.
+    sync_flag = tmp_path / "synchronized"
+    sync_flag.touch()
     path = tmp_path / "gateway.toml"
     path.write_text(
         CONFIG.format(
-            state=tmp_path / "state", key=key, port=port, token_file=token_file, driver=driver
+            state=tmp_path / "state", key=key, port=port, token_file=token_file, driver=driver,
+            sync_flag=sync_flag,
         )
-    )
+    )  # fmt: skip
     return path

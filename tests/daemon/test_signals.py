@@ -397,3 +397,38 @@ async def test_a_full_run_logs_no_code_token_or_key(tmp_path: Path) -> None:
     forms += [base64.urlsafe_b64encode(cloud_private).decode().rstrip("="), cloud_private.hex()]
     leaked = [form for form in forms if form in logged]
     assert leaked == []
+
+
+async def test_sighup_applies_a_changed_clock_sync_flag(tmp_path: Path) -> None:
+    flag = tmp_path / "synchronized"
+    flag.touch()
+
+    def write_flag(path: Path) -> None:
+        text = hub.config.read_text()
+        line = f'clock_sync_flag = "{path}"\n'
+        hub.config.write_text(text.replace("[log]\n", line + "\n[log]\n", 1))
+
+    async def synced() -> bool:
+        assert hub.http is not None
+        async with hub.http.get("/v1/status") as answer:
+            assert answer.status == 200
+            value: bool = (await answer.json())["clock"]["synced"]
+            return value
+
+    hub = HubProcess(tmp_path)
+    hub.write()
+    write_flag(flag)
+    try:
+        await hub.start()
+        assert await synced()
+        # Point the hub at a flag that is not there (another time daemon's, say): untrusted.
+        hub.write()
+        write_flag(tmp_path / "no-such-flag")
+        hub.signal(signal.SIGHUP)
+        await hub.until_logged("clock.sync_flag_changed")
+        deadline = time.monotonic() + WAIT_SECONDS
+        while await synced():
+            assert time.monotonic() < deadline, "the new sync flag was never read"
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await hub.close()
