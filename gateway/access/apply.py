@@ -160,15 +160,20 @@ def _revoke(
     return Outcome("applied", changes=[_revoke_row(held, version, now, reason)])
 
 
-def _live(row: WindowRow, cache: WindowCache, now: datetime) -> bool:
-    return row.origin != "tombstone" and state_at(row, now, cache.grace) not in TERMINAL
+def _live(row: WindowRow) -> bool:
+    """True for a window not ended as committed (the one task.complete and sync revoke)."""
+    # The committed state, not the time: untrusted time may only make a window seem over, and
+    # left unrevoked it would work again once trust returns. A window whose end passed but is
+    # not committed yet (held for trust, or the deadline loop's next pass) is revoked rather
+    # than expired: terminal either way.
+    return row.origin != "tombstone" and WindowState(row.state) not in TERMINAL
 
 
 def _complete_task(cache: WindowCache, task_id: str, now: datetime) -> Outcome:
     changes = [
         _revoke_row(row, row.version, now, "task_complete")
         for row in cache.by_task(task_id)
-        if _live(row, cache, now)
+        if _live(row)
     ]
     return Outcome("applied", changes=changes, completed_task=task_id)
 
@@ -241,7 +246,7 @@ def _sync(
     outcome.changes.extend(
         _revoke_row(row, row.version, now, "not_in_sync_set")
         for row in cache
-        if row.window_id not in wanted and _live(row, cache, now)
+        if row.window_id not in wanted and _live(row)
     )
     if failed:
         outcome.reason = "some_codes_unreadable"

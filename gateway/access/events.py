@@ -17,13 +17,21 @@ from datetime import timedelta
 
 import structlog
 
-from ..clock import TrustedClock
+from ..clock import Reading, TrustedClock
 from ..locks.driver import BATTERY_LOW_PERCENT, EventKind, LockEvent, Trigger
 from ..store import NewRecord, Store, WindowRow
 from . import records
 from .decide import Grant
 from .provisioning import Provisioner
-from .windows import STATUS_OF, WindowCache, WindowState, state_at, with_state
+from .windows import (
+    STATUS_OF,
+    TERMINAL,
+    WindowCache,
+    WindowState,
+    state_at,
+    used_up,
+    with_state,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -213,15 +221,15 @@ class EventRecorder:
 
     async def _pod(self, window: WindowRow, event: LockEvent, method: str, ref: str) -> str:
         async with self._cache.write_lock:
-            now = self._clock.now()
+            reading = self._clock.read()
             current = self._cache.get(window.window_id) or window
             row = replace(current, uses=current.uses + 1)
-            row = with_state(row, state_at(row, now, self._grace), now)
-            clock = self._record_clock()
+            row = with_state(row, self._state_after_use(row, reading), reading.now)
+            clock = reading.status.as_record()
             pod_id, pod = records.pod(row, event, method, ref, clock)
             batch = [pod]
-            # Used up by this PoD, or found closed by it (a late confirmation): either way the
-            # state changes here, and the deadline heap will not report it again.
+            # Used up by this PoD, or found closed by it (a late confirmation, on trusted time):
+            # either way the state changes here, and the deadline heap will not report it again.
             status = STATUS_OF.get(WindowState(row.state))
             if status is not None and row.state != current.state:
                 batch.append(records.window_status(row, status, clock))
@@ -233,6 +241,16 @@ class EventRecorder:
         self._provisioner.consider(row)
         log.info("pod.recorded", pod_id=pod_id, window_id=row.window_id, method=method)
         return pod_id
+
+    def _state_after_use(self, row: WindowRow, reading: Reading) -> WindowState:
+        """The state a PoD leaves ``row`` (its use counted) in."""
+        # Untrusted time decides nothing but the use: the window is used up, or stays as
+        # committed and the deadline loop moves it on once time may. A confirmation that
+        # untrusted time shows late must not expire the window for good.
+        if reading.status.synced:
+            return state_at(row, reading.now, self._grace)
+        held = WindowState(row.state)
+        return WindowState.USED if held not in TERMINAL and used_up(row) else held
 
     async def unlock_failed(self, pending: Pending, error: Exception) -> None:
         """Record an unlock the hub granted but could not get the lock to perform."""
