@@ -1,9 +1,11 @@
 """A deployment for the sync benchmarks: a private mosquitto, the cloud, a hub.
 
-The broker is ``tests.infra.services.MosquittoBroker`` (anonymous, plain TCP, mosquitto's
-defaults otherwise, as in the production config). Cloud workers run either in the bench
-process (when a scenario hooks into them) or as child processes (``workers``), so that a
-throughput figure is not one Python process sharing one core with the hub it is measuring.
+The broker is ``tests.infra.services.MosquittoBroker`` (persistence on, anonymous, plain TCP
+on loopback) plus the options of the production config/mosquitto/mosquitto.conf that bear on
+speed (SPEED_OPTIONS: ``set_tcp_nodelay true``, ``max_packet_size``); not its TLS listener,
+client certificates or ACL. Cloud workers run either in the bench process (when a scenario
+hooks into them) or as child processes (``workers``), so that a throughput figure is not one
+Python process sharing one core with the hub it is measuring.
 """
 
 from __future__ import annotations
@@ -32,16 +34,32 @@ from tests.infra.services import MosquittoBroker
 
 CLOUD_KID = "cloud-bench"
 HUB_ID = "hub-bench"
+TENANT = "acme"
 PREFIX = "lockhub"
 REPO = Path(__file__).resolve().parent.parent
+PRODUCTION_CONF = REPO / "config" / "mosquitto" / "mosquitto.conf"
+# Options of the production broker config that change how fast messages move, taken as they
+# are; whichever of them the file sets is used (persistence is on in MosquittoBroker already).
+SPEED_OPTIONS = (
+    "set_tcp_nodelay",
+    "max_packet_size",
+    "max_inflight_messages",
+    "max_inflight_bytes",
+    "max_queued_messages",
+    "max_queued_bytes",
+    "message_size_limit",
+    "autosave_interval",
+    "autosave_on_changes",
+)
 WORKER_CHILD = "from bench.deployment import worker_child; worker_child()"
 # A worker connects and subscribes to a local broker in well under a second.
 WORKER_READY_SECONDS = 30.0
 # Polling for "done" this often costs the measured side nothing worth counting and puts
 # at most this much on a multi-second figure.
 POLL_SECONDS = 0.02
-# No bench step on loopback takes minutes; a bound turns a lost message into an error.
-WAIT_SECONDS = 300.0
+# The longest step, 10,000 window commands at about 25 a second (docs/performance.md), takes
+# about 7 minutes; a bound turns a lost message into an error instead of a hang.
+WAIT_SECONDS = 900.0
 
 CLOUD_TOML = """
 [cloud]
@@ -81,10 +99,16 @@ def quiet() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
+def production_options() -> str:
+    """The SPEED_OPTIONS lines of the production mosquitto.conf."""
+    lines = [line.strip() for line in PRODUCTION_CONF.read_text().splitlines()]
+    return "\n".join(line for line in lines if line.split(" ", 1)[0] in SPEED_OPTIONS)
+
+
 @contextlib.contextmanager
 def broker(workdir: Path) -> Iterator[MosquittoBroker]:
-    """A private mosquitto for one scenario."""
-    mosquitto = MosquittoBroker(workdir / "broker")
+    """A private mosquitto for one scenario, with the production config's speed options."""
+    mosquitto = MosquittoBroker(workdir / "broker", extra_config=production_options())
     mosquitto.start()
     try:
         yield mosquitto
@@ -114,9 +138,10 @@ async def cloud_config(
 
 
 async def register(database_url: str, hub_id: str, signing: str, sealing: str) -> None:
-    """Register a hub with the cloud by its public keys."""
+    """Register a hub with the cloud by its public keys, serving tenant TENANT."""
     async with await CloudStore.open(database_url) as store:
         await store.add_hub(hub_id, signing, sealing)
+        await store.grant_hub(hub_id, TENANT)
 
 
 async def make_hub(

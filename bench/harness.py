@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,10 +28,19 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every scenario gets: a scratch directory and its time budget per measurement."""
+    """What every scenario gets: a scratch directory, its time budget per measurement, and
+    whether to run at the tiny sizes of a smoke test (``--quick``) instead of full ones."""
 
     workdir: Path
     seconds: float
+    quick: bool = False
+
+    def size(self, variable: str, full: int, quick: int) -> int:
+        """A count: ``$LOCKHUB_BENCH_<variable>`` if set, else the quick or the full size."""
+        value = os.environ.get(f"LOCKHUB_BENCH_{variable}")
+        if value is not None:
+            return int(value)
+        return quick if self.quick else full
 
 
 Scenario = Callable[[Context], Iterator[Row]]
@@ -58,7 +69,20 @@ def rate(run_once: Callable[[], int], seconds: float) -> float:
 HEADER = "| scenario | figure | baseline | ratio |\n|---|---:|---:|---:|"
 
 
+# A ratio keeps this many significant digits, however small (0.00236, not 0.00).
+RATIO_DIGITS = 3
+
+
+def significant(value: float, digits: int = RATIO_DIGITS) -> str:
+    """``value`` with ``digits`` significant digits in plain notation (never 1e-05)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.0f}" if value == 0 else str(value)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
 def format_row(row: Row) -> str:
     """Render a Row as a markdown table line with its unit."""
     figure, baseline = f"{row.figure:,.{row.digits}f}", f"{row.baseline:,.{row.digits}f}"
-    return f"| {row.scenario} | {figure} {row.unit} | {baseline} {row.unit} | {row.ratio:.2f} |"
+    ratio = significant(row.ratio)
+    return f"| {row.scenario} | {figure} {row.unit} | {baseline} {row.unit} | {ratio} |"

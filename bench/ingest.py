@@ -3,13 +3,13 @@
 A backlog of real record envelopes is made once by HUBS hub ``Store``s (signed, chained lock
 events), cut into the link's batches of 100, and published by a raw paho client to each hub's
 ``up/records``; worker processes (a shared subscription) verify, store, chain and ack them.
-``LOCKHUB_BENCH_INGEST`` sets the record count (default INGEST_RECORDS).
+``LOCKHUB_BENCH_INGEST`` sets the record count (default INGEST_RECORDS; QUICK_RECORDS with
+``--quick``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,7 +20,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from cloud_sync.protocol.envelope import Signer, encode_batch
+from cloud_sync.protocol.envelope import Signer, decode_batch, encode_batch
 from cloud_sync.protocol.keys import public_key_b64
 from cloud_sync.protocol.topics import records_topic
 from cloud_sync.store import CloudStore
@@ -35,17 +35,18 @@ from .harness import Context, Row, scenario
 from .records import wall_clock
 from .sync import PAD
 
-INGEST_RECORDS = int(os.environ.get("LOCKHUB_BENCH_INGEST", "10000"))
+INGEST_RECORDS = 10_000
+QUICK_RECORDS = 400
 # Two hubs: one hub's chain is locked per batch, so two workers need two hubs to overlap.
 HUBS = 2
 APPEND_BATCH = 1_000
 Backlog = dict[str, tuple[str, list[bytes]]]  # hub id -> (signing key, batches)
 
 
-async def make_backlog(workdir: Path) -> Backlog:
-    """INGEST_RECORDS signed records from HUBS hub stores, as the link's batches."""
+async def make_backlog(workdir: Path, count: int) -> Backlog:
+    """``count`` signed records from HUBS hub stores, as the link's batches."""
     backlog: Backlog = {}
-    per_hub = INGEST_RECORDS // HUBS
+    per_hub = count // HUBS
     for n in range(HUBS):
         hub_id, key = f"hub-ingest-{n}", Ed25519PrivateKey.generate()
         signer = Signer(hub_id, key)
@@ -85,6 +86,11 @@ def run_ingest(workdir: Path, url: str, count: int, backlog: Backlog) -> float:
         return asyncio.run(_ingest(workdir, mosquitto, url, count, backlog))
 
 
+def head_of(batches: list[bytes]) -> int:
+    """The last seq of a hub's batches: as many records as they hold (seqs start at 1)."""
+    return sum(len(decode_batch(batch)) for batch in batches)
+
+
 async def _ingest(
     workdir: Path, mosquitto: MosquittoBroker, url: str, count: int, backlog: Backlog
 ) -> float:
@@ -93,7 +99,7 @@ async def _ingest(
     for hub_id, (key, _) in backlog.items():
         sealing = public_key_b64(X25519PrivateKey.generate().public_key())
         await register(url, hub_id, key, sealing)
-    heads = dict.fromkeys(backlog, INGEST_RECORDS // HUBS)
+    heads = {hub_id: head_of(batches) for hub_id, (_, batches) in backlog.items()}
     async with await CloudStore.open(url) as reader:
         with workers(configs):
             start = time.perf_counter()
@@ -140,18 +146,18 @@ async def raw_postgres(dsn: str) -> float:
         await conn.close()
 
 
-def sqlite_runs(workdir: Path, backlog: Backlog) -> Iterator[Row]:
+def sqlite_runs(workdir: Path, backlog: Backlog, records: int) -> Iterator[Row]:
     """1 and 2 workers on a fresh SQLite file each, then the raw inserts of its rows."""
     for count in (1, 2):
         run = workdir / f"sqlite-{count}"
         db = run / "cloud.db"
         ours = run_ingest(run, f"sqlite+aiosqlite:///{db}", count, backlog)
         raw = raw_sqlite(db, run / "raw.db")
-        label = f"cloud ingest, SQLite, {count} worker(s), {INGEST_RECORDS:,} records"
+        label = f"cloud ingest, SQLite, {count} worker(s), {records:,} records"
         yield Row(f"{label} vs sqlite3 executemany (batches of 100)", ours, raw, "records/s")
 
 
-def postgres_runs(workdir: Path, backlog: Backlog) -> Iterator[Row]:
+def postgres_runs(workdir: Path, backlog: Backlog, records: int) -> Iterator[Row]:
     """1 and 2 workers on a fresh PostgreSQL database each, then the raw inserts of its rows."""
     for count in (1, 2):
         database = asyncio.run(create_database())
@@ -161,7 +167,7 @@ def postgres_runs(workdir: Path, backlog: Backlog) -> Iterator[Row]:
             raw = asyncio.run(raw_postgres(database.dsn))
         finally:
             asyncio.run(drop_database(database))
-        label = f"cloud ingest, PostgreSQL, {count} worker(s), {INGEST_RECORDS:,} records"
+        label = f"cloud ingest, PostgreSQL, {count} worker(s), {records:,} records"
         yield Row(f"{label} vs asyncpg executemany (batches of 100)", ours, raw, "records/s")
 
 
@@ -170,6 +176,7 @@ def ingest(context: Context) -> Iterator[Row]:
     """Cloud workers ingesting a prepared backlog vs raw inserts of the same rows."""
     workdir = context.workdir / "ingest"
     workdir.mkdir(parents=True)
-    backlog = asyncio.run(make_backlog(workdir))
-    yield from sqlite_runs(workdir, backlog)
-    yield from postgres_runs(workdir, backlog)
+    records = context.size("INGEST", INGEST_RECORDS, QUICK_RECORDS)
+    backlog = asyncio.run(make_backlog(workdir, records))
+    yield from sqlite_runs(workdir, backlog, records)
+    yield from postgres_runs(workdir, backlog, records)

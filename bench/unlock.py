@@ -43,14 +43,17 @@ from gateway.store.state import window_batch
 from .harness import Context, Row, scenario
 
 WINDOWS = 100_000
+QUICK_WINDOWS = 1_000
 LOCKS = tuple(f"door-{n}" for n in range(1, 9))
 # Big batches keep the load short (one commit each) without one huge transaction.
 LOAD_BATCH = 5_000
 # Sequential requests per measured path, stopped early after the budget (bounds `make bench`).
 REQUESTS = 2_000
+QUICK_REQUESTS = 50
 REQUEST_BUDGET_SECONDS = 20.0
 # Requests to each server before measuring: connection set up, code paths warm.
 WARMUP = 100
+QUICK_WARMUP = 5
 SEED = 20_260_101
 HUB_ID = "hub-bench"
 CONFIG = """
@@ -109,10 +112,30 @@ def _times(rng: random.Random, index: int, now: datetime) -> tuple[datetime, dat
     return starts, now + timedelta(hours=rng.uniform(1, 8)), "active"
 
 
-def build_windows(secret: bytes, now: datetime) -> tuple[list[WindowRow], list[Credential]]:
-    """WINDOWS hub-enforced windows spread over LOCKS, each with a distinct 8-digit code."""
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """Windows loaded, requests timed per path and warm-up requests per server."""
+
+    windows: int
+    requests: int
+    warmup: int
+
+    @classmethod
+    def of(cls, context: Context) -> Sizes:
+        """Full sizes, the quick ones, or ``LOCKHUB_BENCH_UNLOCK_WINDOWS`` and the like."""
+        return cls(
+            context.size("UNLOCK_WINDOWS", WINDOWS, QUICK_WINDOWS),
+            context.size("UNLOCK_REQUESTS", REQUESTS, QUICK_REQUESTS),
+            context.size("UNLOCK_WARMUP", WARMUP, QUICK_WARMUP),
+        )
+
+
+def build_windows(
+    secret: bytes, now: datetime, count: int
+) -> tuple[list[WindowRow], list[Credential]]:
+    """``count`` hub-enforced windows spread over LOCKS, each with a distinct 8-digit code."""
     rng = random.Random(SEED)
-    codes = rng.sample(range(10_000_000, 100_000_000), WINDOWS)
+    codes = rng.sample(range(10_000_000, 100_000_000), count)
     rows: list[WindowRow] = []
     usable: list[Credential] = []
     for index, number in enumerate(codes):
@@ -223,7 +246,7 @@ def sender(session: aiohttp.ClientSession, base: str, calls: list[Credential], w
     return send
 
 
-async def latencies(send: Send, count: int = REQUESTS) -> list[float]:
+async def latencies(send: Send, count: int) -> list[float]:
     """Up to ``count`` sequential requests (fewer if the budget runs out); seconds each."""
     samples: list[float] = []
     deadline = time.perf_counter() + REQUEST_BUDGET_SECONDS
@@ -251,13 +274,13 @@ class Measured:
     denied: list[float] = field(default_factory=list)
 
 
-async def load_hub(workdir: Path, measured: Measured) -> tuple[Hub, list[Credential]]:
-    """A hub with WINDOWS windows written to its store and loaded by ``start_hub``."""
+async def load_hub(workdir: Path, measured: Measured, count: int) -> tuple[Hub, list[Credential]]:
+    """A hub with ``count`` windows written to its store and loaded by ``start_hub``."""
     config = write_config(workdir)
     hub = await build_hub(config, sync_check=lambda: True)
     try:
         keys, _ = init_identity(config.hub.state_dir)
-        rows, usable = build_windows(keys.code_secret, hub.clock.now())
+        rows, usable = build_windows(keys.code_secret, hub.clock.now(), count)
         measured.write_rate = await populate(hub.store, rows)
         db = config.hub.state_dir / STORE_FILE
         measured.raw_write = raw_write_rate(db, workdir / "raw-windows.db", rows)
@@ -291,12 +314,12 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def measure_latency(workdir: Path) -> Measured:
+async def measure_latency(workdir: Path, sizes: Sizes) -> Measured:
     """Load the hub, serve both APIs, time the baseline, granted and denied requests."""
     measured = Measured()
-    hub, usable = await load_hub(workdir, measured)
+    hub, usable = await load_hub(workdir, measured, sizes.windows)
     rng = random.Random(SEED + 1)
-    granted = rng.sample(usable, REQUESTS)
+    granted = rng.sample(usable, sizes.requests)
     # Nine digits: well formed, but every window's code has eight.
     wrong = [Credential(c.lock_id, c.code + "0") for c in granted]
     runner = asyncio.create_task(hub.engine.run())
@@ -310,19 +333,21 @@ async def measure_latency(workdir: Path) -> Measured:
         async with aiohttp.ClientSession() as session:
             send_raw = sender(session, raw_url, granted, 200)
             send_granted = sender(session, ours_url, granted, 200)
-            await latencies(send_raw, WARMUP)
-            await latencies(send_granted, WARMUP)
-            measured.baseline = await latencies(send_raw)
-            measured.granted = await latencies(send_granted)
-            measured.denied = await latencies(sender(session, ours_url, wrong, 403))
+            await latencies(send_raw, sizes.warmup)
+            await latencies(send_granted, sizes.warmup)
+            measured.baseline = await latencies(send_raw, sizes.requests)
+            measured.granted = await latencies(send_granted, sizes.requests)
+            denied = sender(session, ours_url, wrong, 403)
+            measured.denied = await latencies(denied, sizes.requests)
     return measured
 
 
 @scenario("unlock")
 def unlock(context: Context) -> Iterator[Row]:
     """Unlock p50/p99 through the local API with WINDOWS cached vs a raw aiohttp round trip."""
-    measured = asyncio.run(measure_latency(context.workdir / "unlock"))
-    n = f"{WINDOWS:,} windows"
+    sizes = Sizes.of(context)
+    measured = asyncio.run(measure_latency(context.workdir / "unlock", sizes))
+    n = f"{sizes.windows:,} windows"
     yield Row(
         f"windows into the store, batches of {LOAD_BATCH:,} vs sqlite3 executemany",
         measured.write_rate,
@@ -377,12 +402,12 @@ def rss_child() -> None:
     print(json.dumps(asyncio.run(_child(config))))
 
 
-async def _prepare_rss(workdir: Path) -> Path:
+async def _prepare_rss(workdir: Path, count: int) -> Path:
     config = write_config(workdir)
     keys, _ = init_identity(config.hub.state_dir)
     hub = await build_hub(config, sync_check=lambda: True)
     try:
-        rows, _ = build_windows(keys.code_secret, hub.clock.now())
+        rows, _ = build_windows(keys.code_secret, hub.clock.now(), count)
         await populate(hub.store, rows)
     finally:
         await stop_hub(hub)
@@ -392,7 +417,8 @@ async def _prepare_rss(workdir: Path) -> Path:
 @scenario("rss")
 def rss(context: Context) -> Iterator[Row]:
     """Gateway RSS with WINDOWS windows loaded vs the same process before loading them."""
-    config_path = asyncio.run(_prepare_rss(context.workdir / "rss"))
+    count = Sizes.of(context).windows
+    config_path = asyncio.run(_prepare_rss(context.workdir / "rss", count))
     child = subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-c", CHILD, str(config_path)],
         check=True,

@@ -1,8 +1,9 @@
-"""Fixtures: the cloud API over a real CloudService (SQLite, or PostgreSQL where asked)."""
+"""Fixtures: the cloud API over a real CloudService, every test on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,42 +27,73 @@ from tests.infra.services import PostgresDatabase, create_database, drop_databas
 WINDOWS = "/v1/acme/locks/access-windows"
 
 
+# Every table but Alembic's: what a test may have written.
+USER_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1"
+ALEMBIC_TABLE = "alembic_version"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets a copy (a migration per test costs more)."""
+    path = tmp_path_factory.mktemp("cloud-template") / "cloud.db"
+    asyncio.run(migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
 @pytest.fixture(scope="session")
 def api_pg(postgres_db: PostgresDatabase) -> Iterator[PostgresDatabase]:
-    """A database of this folder's own for the session; each test empties it first."""
+    """A database of this folder's own, migrated once; each test empties its tables first."""
     db = asyncio.run(create_database())
     try:
+        url = db.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+        asyncio.run(migrate(url))
+        # Emptying the tables gives each test what a migration gives only while no
+        # migration writes rows of its own.
+        assert asyncio.run(pg_rows(db.dsn)) == 0, "a migration wrote rows: truncate no more"
         yield db
     finally:
         asyncio.run(drop_database(db))
 
 
-@pytest.fixture
+async def pg_rows(dsn: str, *, truncate: bool = False) -> int:
+    """Rows in every table but Alembic's (after emptying them all if ``truncate``)."""
+    import asyncpg  # noqa: PLC0415 - only PostgreSQL runs need it
+
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        tables = [f'"{row[0]}"' for row in await conn.fetch(USER_TABLES, ALEMBIC_TABLE)]
+        if truncate:
+            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        counts = [await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables]  # noqa: S608 - catalog names
+        return sum(counts)
+    finally:
+        await conn.close()
+
+
+# PostgreSQL comes from the session's server (tests/conftest.py): skipped without one, a
+# failure under CI=true.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """SQLite unless a test asks for more with ``parametrize(..., indirect=True)``."""
-    name = str(getattr(request, "param", "sqlite"))
-    if name == "postgresql":
-        request.getfixturevalue("api_pg")
+    """Each test that touches the store runs on both backends."""
+    name = str(request.param)
+    # Set up here, outside the event loop that the async fixtures below run in.
+    request.getfixturevalue("api_pg" if name == "postgresql" else "sqlite_template")
     return name
 
 
 @pytest.fixture
 async def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database on the backend."""
+    """An empty database at the newest revision on the backend."""
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'cloud.db'}"
-    else:
-        import asyncpg  # noqa: PLC0415 - only PostgreSQL runs need it
-
-        db: PostgresDatabase = request.getfixturevalue("api_pg")
-        conn = await asyncpg.connect(db.dsn, timeout=5)
-        try:
-            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        finally:
-            await conn.close()
-        url = db.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    await migrate(url)
-    return url
+        path = tmp_path / "cloud.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    db: PostgresDatabase = request.getfixturevalue("api_pg")
+    assert await pg_rows(db.dsn, truncate=True) == 0
+    return db.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 @pytest.fixture

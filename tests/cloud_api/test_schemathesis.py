@@ -1,10 +1,10 @@
 """Schemathesis against the whole cloud API on a real loopback port: no server error, and every
 answer (status, media type, body, headers) as the OpenAPI document says.
 
-The app runs in a thread of its own (schemathesis calls are blocking) over SQLite, with the
-carrier desk built as ``cloud_sync.desk`` builds it and a tariff partner, an offer, a booked
-job, a window, a webhook endpoint and a delivery made up front, so that most generated cases
-reach real objects rather than a 404.
+The app runs in a thread of its own (schemathesis calls are blocking) over SQLite and then over
+PostgreSQL (a database of its own), with the carrier desk built as ``cloud_sync.desk`` builds
+it and a tariff partner, an offer, a booked job, a window, a webhook endpoint and a delivery
+made up front, so that most generated cases reach real objects rather than a 404.
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ from cloud_sync.service import CloudService
 from cloud_sync.store import CloudStore, migrate
 from gateway.identity import init_identity
 from tests.cloud.conftest import CLOUD_KID, HUB_ID
+from tests.infra.services import create_database, drop_database
 
 from .apispec import full_app, load_spec
+from .conftest import BACKENDS
 
 TENANT = "acme"
 # Examples per operation and phase: 27 paths x 35 operations stay under a minute on 2 cores.
 MAX_EXAMPLES = 12
-# Seeding and shutting down the live app: SQLite and one loopback server take well under this.
+# Seeding and shutting down the live app: a database and one loopback server take well under this.
 SETUP_TIMEOUT_S = 30
 # Generated ids are swapped for real ones this often (out of 8), so most cases reach an object.
 REAL_ID_EIGHTHS = 6
@@ -70,8 +72,9 @@ CHECKS = [
 ]
 Case = schemathesis.Case[Any]
 SCHEMA = schemathesis.openapi.from_dict(load_spec())
-# (method, path template) -> statuses answered, for the check that cases reach real objects.
-ANSWERED: dict[tuple[str, str], set[int]] = {}
+# backend -> (method, path template) -> statuses answered, for the check that cases reach real
+# objects on each backend.
+ANSWERED: dict[str, dict[tuple[str, str], set[int]]] = {}
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Live:
 
     url: str
     key: str
+    backend: str
     ids: dict[str, str] = field(default_factory=dict)
     # Operations that destroy their object get a victim of their own.
     victims: dict[str, str] = field(default_factory=dict)
@@ -145,9 +149,8 @@ class Seeder:
 
 
 @asynccontextmanager
-async def serve(tmp: Path) -> AsyncIterator[Live]:
-    """The full app on 127.0.0.1 over a migrated SQLite file, seeded."""
-    url = f"sqlite+aiosqlite:///{tmp / 'cloud.db'}"
+async def serve(tmp: Path, backend: str, url: str) -> AsyncIterator[Live]:
+    """The full app on 127.0.0.1 over the migrated, empty database at ``url``, seeded."""
     await migrate(url)
     async with AsyncExitStack() as stack:
         store = await stack.enter_async_context(await CloudStore.open(url))
@@ -163,18 +166,35 @@ async def serve(tmp: Path) -> AsyncIterator[Live]:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        live = Live(f"http://127.0.0.1:{port}", await service.create_api_key(TENANT))
+        live = Live(f"http://127.0.0.1:{port}", await service.create_api_key(TENANT), backend)
         await Seeder(session, live).seed()
         yield live
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def live_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty database for the live app: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('schemathesis') / 'cloud.db'}"
+        return
+    request.getfixturevalue("postgres_db")  # the server's presence: skip, or fail under CI
+    database = asyncio.run(create_database())
+    try:
+        yield database.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        asyncio.run(drop_database(database))
+
+
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """The seeded API, served from an event loop in its own thread for the whole module."""
+def live(live_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The seeded API, served from an event loop in its own thread, per backend."""
+    backend = "sqlite" if live_url.startswith("sqlite") else "postgresql"
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="live cloud API", daemon=True)
     thread.start()
-    context = serve(tmp_path_factory.mktemp("schemathesis"))
+    context = serve(tmp_path_factory.mktemp("schemathesis"), backend, live_url)
     try:
         yield asyncio.run_coroutine_threadsafe(context.__aenter__(), loop).result(SETUP_TIMEOUT_S)
         done = context.__aexit__(None, None, None)
@@ -242,7 +262,8 @@ def aim(case: Case, live: Live) -> None:
 def test_the_api_answers_as_documented(case: Case, live: Live) -> None:
     aim(case, live)
     response = case.call(base_url=live.url, headers=live.auth)
-    ANSWERED.setdefault((case.method, case.path), set()).add(response.status_code)
+    answered = ANSWERED.setdefault(live.backend, {})
+    answered.setdefault((case.method, case.path), set()).add(response.status_code)
     case.validate_response(response, checks=CHECKS)
 
 
@@ -254,13 +275,14 @@ def test_every_operation_run_was_answered_with_success() -> None:
         for method in item
         if method != "parameters"
     }
-    ran = {operation: codes for operation, codes in ANSWERED.items() if operation in documented}
-    if not ran:
+    if not ANSWERED:
         pytest.skip("the schemathesis cases were not selected")
-    missed = {operation for operation, codes in ran.items() if not any(c < 300 for c in codes)}
-    # A carrier's webhook needs the carrier's signature, which no generated case has
-    # (tests/cloud/test_uber_webhook_route.py sends signed ones).
-    assert missed <= {("POST", "/v1/webhooks/uber-direct/{partner_id}")}
+    for backend, answered in ANSWERED.items():
+        ran = {op: codes for op, codes in answered.items() if op in documented}
+        missed = {op for op, codes in ran.items() if not any(c < 300 for c in codes)}
+        # A carrier's webhook needs the carrier's signature, which no generated case has
+        # (tests/cloud/test_uber_webhook_route.py sends signed ones).
+        assert missed <= {("POST", "/v1/webhooks/uber-direct/{partner_id}")}, backend
 
 
 def shop_body(**changes: Any) -> dict[str, Any]:
@@ -297,3 +319,9 @@ def test_a_far_future_rate_shop_does_not_open_the_carriers_breakers(live: Live) 
     breaker = "/v1/{tenant}/carrier-partners/{partner_id}/breaker"
     state = documented_call(live, "GET", breaker, ids={"partner_id": live.ids["partner_id"]})
     assert state["state"] == "closed"
+
+
+def test_a_partner_name_with_a_nul_character_is_no_server_error(live: Live) -> None:
+    """Found by the PostgreSQL run: PostgreSQL text cannot hold U+0000 (SQLite can)."""
+    body = {"name": "\u0005\u0000b", "provider_code": "tariff", "settings": {"table": TARIFF}}
+    documented_call(live, "POST", "/v1/{tenant}/carrier-partners", body=body)

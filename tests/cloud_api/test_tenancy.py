@@ -10,7 +10,6 @@ from .conftest import WINDOWS, Cloud
 CHALLENGE = 'Bearer realm="lockhub"'
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_another_tenant_can_neither_see_nor_touch_a_window(cloud: Cloud) -> None:
     made = await (await cloud.create()).json()
     window = f"{WINDOWS}/{made['window_id']}"
@@ -93,7 +92,6 @@ async def test_neither_keys_nor_codes_reach_the_log(cloud: Cloud) -> None:
         assert secret not in logged
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 async def test_a_tenant_cannot_open_doors_at_a_hub_it_is_not_granted(cloud: Cloud) -> None:
     other = await cloud.create("other")
     unknown = await cloud.create("other", hub_id="hub-nowhere")

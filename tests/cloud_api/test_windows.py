@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from cloud_sync.protocol.commands import TaskComplete, WindowRevoke, WindowUpsert
 from cloud_sync.protocol.envelope import Signer, decode_batch, verify
 from cloud_sync.protocol.ids import new_ulid
@@ -18,8 +16,6 @@ from tests.cloud.conftest import HUB_ID, HubChain
 
 from .conftest import WINDOWS, Cloud
 
-BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-
 
 def opened(messages: list[Outgoing], signer: Signer) -> list[Command]:
     """Each published command, verified with the cloud's public key as the hub does."""
@@ -31,7 +27,6 @@ def opened(messages: list[Outgoing], signer: Signer) -> list[Command]:
     return commands
 
 
-@BOTH
 async def test_a_window_is_created_with_its_code_once_and_sealed_to_the_hub(
     cloud: Cloud, cloud_signer: Signer, hub_keys: HubKeys
 ) -> None:
@@ -65,7 +60,6 @@ async def test_a_window_is_created_with_its_code_once_and_sealed_to_the_hub(
     assert code not in str(await cloud.call("GET", WINDOWS))
 
 
-@BOTH
 async def test_revoke_complete_and_the_task(cloud: Cloud, cloud_signer: Signer) -> None:
     first = await (await cloud.create()).json()
     second = await (await cloud.create()).json()

@@ -91,6 +91,8 @@ class Deployment:
     http: aiohttp.ClientSession | None = None
     hub_url: str = ""
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # The hub link's task, so that a test can take the hub off the broker and back.
+    link_task: asyncio.Task[None] | None = None
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start_cloud(self, client_id: str = "lockhub-cloud") -> Cloud:
@@ -146,10 +148,8 @@ class Deployment:
         hub = self.hub = await build_hub(config, sync_check=lambda: True, sync_settings=FAST)
         await start_hub(hub)
         assert hub.link is not None
-        self.tasks += [
-            asyncio.create_task(hub.engine.run()),
-            asyncio.create_task(hub.link.run()),
-        ]
+        self.tasks.append(asyncio.create_task(hub.engine.run()))
+        self.start_link()
         parts = ApiParts(hub.engine, hub.intake, hub_metrics(hub.engine), None, hub.ready)
         runner = web.AppRunner(build_app(parts), access_log=None)
         await runner.setup()
@@ -165,6 +165,21 @@ class Deployment:
 
         self.cleanups.append(close)
         return hub
+
+    def start_link(self) -> None:
+        """Start the hub's MQTT link (it connects, says hello and pumps its outbox)."""
+        assert self.hub is not None
+        assert self.hub.link is not None
+        self.link_task = asyncio.create_task(self.hub.link.run())
+        self.tasks.append(self.link_task)
+
+    async def stop_link(self) -> None:
+        """Stop the hub's link: a clean disconnect, its persistent session stays."""
+        assert self.link_task is not None
+        self.link_task.cancel()
+        await asyncio.gather(self.link_task, return_exceptions=True)
+        self.tasks.remove(self.link_task)
+        self.link_task = None
 
     async def serve_cloud_api(self) -> tuple[str, str]:
         """Serve the first worker's REST API; return its URL and an API key for ``acme``."""
@@ -194,7 +209,7 @@ class Deployment:
             await cleanup()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """SQLite in tmp_path, and PostgreSQL with a fresh schema (the session's database)."""
     if request.param == "sqlite":

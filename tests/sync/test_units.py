@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiomqtt
@@ -235,6 +236,67 @@ async def test_a_record_lost_behind_later_acks_is_resent_without_waiting_for_a_s
             await eventually(lambda: sent.count(1) == 2, "seq 1 resent")
             assert sent[first + 1 :].count(1) == 1
             assert pump.resends == 1
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_pump_keeps_at_most_a_window_of_records_out_until_acks_free_room(
+    make_hub: HubFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Timers out of reach: only acks may let more records out.
+    settings = SyncSettings(
+        batch_size=10, inflight_batches=3, resend_after=3600.0, hole_resend_after=3600.0, poll=0.01
+    )
+    assert settings.window == 30
+    async with make_hub("mqtt://127.0.0.1:1", link=False) as hub:
+        store = hub.hub.store
+        looks = 0
+        unacked = store.unacked
+
+        async def counted(limit: int) -> list[StoredRecord]:
+            nonlocal looks
+            looks += 1
+            return await unacked(limit)
+
+        # A spy on the real method: each call is one look of the pump at its outbox.
+        monkeypatch.setattr(store, "unacked", counted)
+        pump = OutboxPump(store, settings)
+        messages: list[list[int]] = []
+
+        async def publish(payload: bytes) -> None:
+            messages.append(
+                [json.loads(b64url_decode(e["payload"]))["seq"] for e in json.loads(payload)]
+            )
+
+        def sent() -> list[int]:
+            return [seq for message in messages for seq in message]
+
+        def looked_since(seen: int) -> bool:
+            return looks > seen
+
+        async def new_records_change_nothing() -> None:
+            """New records wake the pump; with no room it looks and publishes nothing."""
+            for n in range(3):
+                seen = looks
+                await hub.add_records(1, start=1000 + n)
+                await eventually(partial(looked_since, seen), "the pump to look again")
+
+        await hub.add_records(100, together=True)
+        task = asyncio.create_task(pump.run(publish))
+        try:
+            await eventually(lambda: len(sent()) >= 30, "the first window")
+            await new_records_change_nothing()
+            assert sent() == list(range(1, 31))
+            assert [len(m) for m in messages] == [10, 10, 10]
+            # The cloud acks the first 15: that much room, and no more, opens.
+            await store.ack([(1, 15)])
+            pump.acked(15)
+            await eventually(lambda: len(sent()) >= 45, "15 more records")
+            await new_records_change_nothing()
+            assert sent() == list(range(1, 46))
+            assert [len(m) for m in messages] == [10, 10, 10, 10, 5]
+            assert pump.resends == 0
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
