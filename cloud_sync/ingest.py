@@ -120,6 +120,11 @@ class CloudWorker:
                 log.exception(
                     "cloud.worker_crashed", crashes=self.crashes, retry_in=round(delay, 2)
                 )
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that reached us as a broker error (aiomqtt turns one into the
+                # other mid-iteration) still stops the worker.
+                raise asyncio.CancelledError
             attempt += 1
             await asyncio.sleep(delay)
 

@@ -150,6 +150,11 @@ class HubLink:
                 log.exception("sync.crashed")
             finally:
                 self.connected = False
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that reached us as a broker error (aiomqtt turns one into the
+                # other mid-iteration) still stops the link.
+                raise asyncio.CancelledError
             if self._was_stable():
                 self.backoff.reset()
             delay = self.backoff.next_delay()

@@ -70,12 +70,14 @@ async def test_code_check_time_does_not_depend_on_matching_digits(tmp_path: Path
         body = hub.upsert("w-timing", CODE, ends_at=p.rfc3339(hub.clock.now() + timedelta(days=1)))
         assert (await hub.send(hub.command("window.upsert", body)))[0] == 200
         engine = hub.hub.engine
-        assert isinstance(engine._decide("front-door", CODE, None), Grant)
+        assert isinstance(engine._decide("front-door", CODE, None, engine.clock.read()), Grant)
         for guess in (ALL_WRONG, ALL_BUT_LAST):
-            assert engine._decide("front-door", guess, None) == Refusal("no_match")
+            assert engine._decide("front-door", guess, None, engine.clock.read()) == Refusal(
+                "no_match"
+            )
 
         def check(code: str) -> object:
-            return engine._decide("front-door", code, None)
+            return engine._decide("front-door", code, None, engine.clock.read())
 
         leaky = leaky_equal(CODE)
 
