@@ -83,7 +83,9 @@ async def test_a_code_retried_after_an_unreachable_lock_waits_for_trust(tmp_path
         hub.sim(LOCK).set_reachable(True)
         await hub.advance(60)  # the recheck runs on untrusted time: it sets nothing
         assert codes_on(hub) == []
-        assert hub.hub.engine.cache.get("w-r").state == "active"  # type: ignore[union-attr]
+        row = hub.hub.engine.cache.get("w-r")
+        assert row is not None
+        assert row.state == "active"
 
         await regain_trust(hub)
         assert codes_on(hub) == ["24682468"]
