@@ -71,6 +71,10 @@ class FakeClock:
         """How many tasks are waiting on this clock."""
         return sum(1 for s in self._sleepers if not s.future.done())
 
+    def sleeping_until(self, deadline: float) -> bool:
+        """Whether a task waits for the monotonic clock to reach exactly ``deadline``."""
+        return any(s.deadline == deadline and not s.future.done() for s in self._sleepers)
+
 
 def lock_event_record(n: int, pad: str = "", lock_id: str = "front-door") -> NewRecord:
     """A valid ``lock.event`` record numbered ``n``; ``pad`` makes it bigger."""

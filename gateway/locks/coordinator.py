@@ -105,8 +105,14 @@ class LockCoordinator:
         self._battery: int | None = None
         self._door = DoorState.UNKNOWN
         self._consumer: asyncio.Task[None] | None = None
+        self._delivering = False
         self._starter: asyncio.Task[None] | None = None
         self._driver_started = False
+
+    @property
+    def delivering(self) -> bool:
+        """True while an event the driver gave is being handed to the hub."""
+        return self._delivering
 
     @property
     def driver_started(self) -> bool:
@@ -299,8 +305,12 @@ class LockCoordinator:
     async def _consume(self) -> None:
         try:
             async for event in self._driver.events():
-                self._apply(event)
-                await self._deliver(event)
+                self._delivering = True
+                try:
+                    self._apply(event)
+                    await self._deliver(event)
+                finally:
+                    self._delivering = False
         except LockError as exc:
             log.warning("lock.events_failed", lock_id=self.lock_id, error=str(exc))
             self._reachable = False

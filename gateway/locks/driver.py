@@ -188,6 +188,11 @@ class EventQueue:
         """True once ``close()`` was called; later events are dropped."""
         return self._closed
 
+    @property
+    def pending(self) -> int:
+        """Events queued and not read yet."""
+        return self._queue.qsize() - (1 if self._closed else 0)
+
     def put(self, event: LockEvent) -> None:
         """Queue ``event`` for readers, unless closed (nobody reads past the end)."""
         if not self._closed:

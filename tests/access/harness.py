@@ -180,10 +180,18 @@ class HubHarness:
         for _ in range(QUIET_POLLS):
             await settle()
             await asyncio.sleep(QUIET_POLL_SECONDS)  # aiosqlite works in its own thread
-            if engine.caught_up():
+            if engine.caught_up() and self.locks_idle():
                 break
         await engine.provisioner.idle()
         await settle()
+
+    def locks_idle(self) -> bool:
+        """No simulated lock has an event waiting and no coordinator is handing one over."""
+        for lock_id, coordinator in self.hub.coordinators.items():
+            driver = self.hub.drivers[lock_id]
+            if coordinator.delivering or (isinstance(driver, SimLock) and driver.events().pending):
+                return False
+        return True
 
     async def records(self) -> list[dict[str, Any]]:
         """Every record in the outbox, decoded, in seq order (chain and signatures verified)."""

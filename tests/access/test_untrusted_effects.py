@@ -51,7 +51,8 @@ async def slow_lock_hub(tmp_path: Path, **options: Any) -> AsyncIterator[HubHarn
     clock = FakeClock()
 
     async def answer_start() -> None:  # the hub reads the lock's status as it starts
-        await until(lambda: clock.sleepers > 0)
+        # Other tasks sleep on this clock too (the coordinator's timeouts): wait for the lock's.
+        await until(lambda: clock.sleeping_until(clock.monotonic() + LATENCY))
         clock.advance(LATENCY)
 
     answer = asyncio.create_task(answer_start())
@@ -82,11 +83,15 @@ async def test_a_late_confirmation_on_untrusted_time_commits_a_use_but_no_expiry
         body = hub.upsert("w-late", "51515151", ends_at=p.rfc3339(ends), max_uses=max_uses)
         await hub.send(stale_command(hub, "window.upsert", body))
         await hub.quiet()
-        before = hub.clock.sleepers
+        answers_at = hub.clock.monotonic() + LATENCY
         unlock = asyncio.create_task(hub.unlock("front-door", code="51515151"))
-        # Granted, and the lock's radio is busy with it.
+        # Granted, and the lock's radio is busy with it (not only the coordinator's timeout,
+        # which sleeps on the same clock and may start first).
         await until(
-            lambda: "w-late" in hub.hub.engine.events.in_flight() and hub.clock.sleepers > before
+            lambda: (
+                "w-late" in hub.hub.engine.events.in_flight()
+                and hub.clock.sleeping_until(answers_at)
+            )
         )
         hub.clock.set_wall(real + timedelta(minutes=10))  # past its end, on untrusted time
         await hub.advance(LATENCY)  # the lock answers now

@@ -131,10 +131,20 @@ async def test_two_cloud_workers_on_one_shared_subscription_store_every_record_o
     second = await deployment.start_cloud("lockhub-cloud-2")
     hub = await deployment.start_hub()
     code = await open_window(first, hub, "task-3", max_uses=None)
-    deployment.broker.stop()  # a backlog, so both workers get a share when it drains
+    # A backlog, so both workers get a share when it drains. The hub stays off until both
+    # workers are back: the first to reconnect would otherwise take every batch alone.
+    await deployment.stop_link()
+    deployment.broker.stop()
     for _ in range(300):
         assert (await deployment.unlock(code))[0] == 200
+
+    async def workers(up: bool) -> bool:
+        return first.worker.connected is up and second.worker.connected is up
+
+    await eventually(lambda: workers(up=False), "both workers to see the broker go")
     deployment.broker.start()
+    await eventually(lambda: workers(up=True), "both workers to subscribe again")
+    deployment.start_link()
     head = await hub.store.chain_head()
 
     async def all_arrived() -> bool:

@@ -96,3 +96,13 @@ async def test_fake_clock_wall_jump_leaves_monotonic_alone(fake_clock: FakeClock
     with pytest.raises(ValueError, match="backwards"):
         fake_clock.advance(-1)
     await fake_clock.sleep(0)
+
+
+async def test_fake_clock_tells_which_deadlines_are_slept_on(fake_clock: FakeClock) -> None:
+    task = asyncio.create_task(fake_clock.sleep(5))
+    await asyncio.sleep(0)
+    assert fake_clock.sleeping_until(5)
+    assert not fake_clock.sleeping_until(4)
+    fake_clock.advance(5)
+    await asyncio.wait_for(task, 1)
+    assert not fake_clock.sleeping_until(5)

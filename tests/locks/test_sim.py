@@ -408,3 +408,15 @@ def test_event_queue_drops_events_after_close(fake_clock: FakeClock) -> None:
     event = LockEvent("x", EventKind.LOCKED, fake_clock.now(), "sim", "sim-1")
     queue.put(event)
     assert queue._queue.qsize() == 1  # only the end mark
+    assert queue.pending == 0
+
+
+async def test_event_queue_counts_what_is_not_read_yet(fake_clock: FakeClock) -> None:
+    queue = EventQueue()
+    event = LockEvent("x", EventKind.LOCKED, fake_clock.now(), "sim", "sim-1")
+    queue.put(event)
+    queue.put(event)
+    assert queue.pending == 2
+    assert await anext(queue) is event
+    queue.close()
+    assert queue.pending == 1
