@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := dev,cloud,postgres,ble,vendors,karrio,demo
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
-# Two cores: run tests in two workers when the suite is big enough to gain from it.
+# Two workers (pytest-xdist): most tests wait on subprocesses, brokers and databases, so
+# two processes halve the wall time on 2 cores. A file's tests stay on one worker
+# (--dist loadfile): module fixtures are built once and tests that check what earlier ones
+# in their file recorded see it. `make test PYTEST_WORKERS=0` runs in this process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # `make fuzz`: seconds per atheris target (two targets at a time).
 FUZZ_SECONDS ?= 60
@@ -21,7 +25,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+		--cov --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
