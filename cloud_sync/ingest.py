@@ -32,7 +32,14 @@ from cloud_sync.protocol.errors import MalformedError, ProtocolError
 from cloud_sync.protocol.keys import load_ed25519_public
 from cloud_sync.protocol.policy import accept_hello
 from cloud_sync.protocol.topics import Channel, cloud_subscription, parse_topic
-from gateway.sync.client import MAX_PACKET_BYTES, Version, VersionChoice
+from gateway.sync.client import (
+    MAX_PACKET_BYTES,
+    SOCKET_OPTIONS,
+    Version,
+    VersionChoice,
+    cancel_all,
+    raise_if_cancelled,
+)
 
 from .config import CloudMqttSection
 from .errors import CloudError, StoreError
@@ -160,6 +167,7 @@ class CloudWorker:
             username=mqtt.username,
             password=password,
             tls_params=tls,
+            socket_options=SOCKET_OPTIONS,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             # paho refuses clean_session with v5, and clean_start or properties with 3.1.1.
             clean_session=None if v5 else False,
@@ -171,6 +179,7 @@ class CloudWorker:
         self._client = client
         for channel in (Channel.RECORDS, Channel.HELLO):
             await client.subscribe(cloud_subscription(self.prefix, channel, self.group), qos=1)
+        raise_if_cancelled()  # a stop during the subscribes may have been dropped
         self.connected = True
         log.info(
             "cloud.mqtt_connected", client_id=self.client_id, group=self.group, mqtt=self.version
@@ -180,9 +189,7 @@ class CloudWorker:
         try:
             done, _ = await asyncio.wait((receiver, sender), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (receiver, sender):
-                task.cancel()
-            await asyncio.gather(receiver, sender, return_exceptions=True)
+            await cancel_all((receiver, sender))
             self.connected = False
             self._client = None
         for task in done:
@@ -194,18 +201,33 @@ class CloudWorker:
             await self._handle(str(message.topic), bytes(message.payload))
 
     async def _send_queued(self, client: aiomqtt.Client) -> None:
+        """Publish queued commands in order, pipelined: up to MAX_INFLIGHT_PUBLISHES go out
+        before the first PUBACK is awaited (one at a time cost a round trip each)."""
         while True:
-            message = await self._outbox.get()
-            try:
-                await self._publish(client, [message])
-            except aiomqtt.MqttError:
-                # Lost with the connection: hubs get it from the desired state on their hello.
-                log.warning("cloud.publish_lost", topic=message.topic)
-                raise
-            except Exception:
-                # One message paho will not take must not stop the ones behind it; the hub
-                # gets the desired state on its next hello all the same.
-                log.exception("cloud.publish_failed", topic=message.topic)
+            messages = [await self._outbox.get()]
+            while len(messages) < MAX_INFLIGHT_PUBLISHES and not self._outbox.empty():
+                messages.append(self._outbox.get_nowait())
+            # Tasks start in creation order, and each writes its PUBLISH before it first
+            # waits: the commands reach the broker in queue order.
+            results = await asyncio.gather(
+                *(self._publish(client, [message]) for message in messages),
+                return_exceptions=True,
+            )
+            lost: aiomqtt.MqttError | None = None
+            for message, result in zip(messages, results, strict=True):
+                if isinstance(result, aiomqtt.MqttError):
+                    # Lost with the connection: hubs get it from the desired state on their
+                    # hello.
+                    log.warning("cloud.publish_lost", topic=message.topic)
+                    lost = result
+                elif isinstance(result, Exception):
+                    # One message paho will not take must not stop the ones behind it; the
+                    # hub gets the desired state on its next hello all the same.
+                    log.error("cloud.publish_failed", topic=message.topic, exc_info=result)
+                elif isinstance(result, BaseException):
+                    raise result
+            if lost is not None:
+                raise lost
 
     async def _publish(self, client: aiomqtt.Client, messages: Sequence[Outgoing]) -> None:
         for message in messages:

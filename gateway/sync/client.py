@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,6 +29,15 @@ MAX_PACKET_BYTES = MAX_BATCH_BYTES + _PACKET_OVERHEAD
 # paho's own outgoing queue: the pump never has more than its in-flight batches plus status
 # and hello outstanding, so a full queue means something is wrong, not a burst.
 MAX_QUEUED_OUTGOING = 64
+# Nagle's algorithm holds a small packet back until the previous one is acknowledged; with
+# the peer's delayed ACK that costs ~40 ms per MQTT exchange (a PUBLISH after its PUBACK, a
+# command after the last). Every packet here is a complete message: send it at once.
+SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+# Python 3.11's asyncio.wait_for, which aiomqtt awaits every connect, subscribe and publish
+# with, drops a cancel that arrives as the awaited operation completes (CPython gh-86296,
+# fixed in 3.12): the task goes on with cancelling() set, and a shutdown that waits for it
+# waits forever. Cancels are therefore checked after those awaits and repeated this often.
+CANCEL_REPEAT_SECONDS = 0.1
 # CONNACK codes that mean "I do not speak this MQTT version": 0x01 from a 3.1.1 broker (paho
 # maps it to 132), 0x84 from a v5 broker with v5 switched off.
 _UNSUPPORTED_VERSION = frozenset({1, 0x84})
@@ -105,9 +117,29 @@ def make_client(
         tls_params=tls_parameters(mqtt),
         timeout=CONNECT_TIMEOUT_SECONDS,
         max_queued_outgoing_messages=MAX_QUEUED_OUTGOING,
+        socket_options=SOCKET_OPTIONS,
         protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
         # paho refuses clean_session with v5 and clean_start/properties with 3.1.1.
         clean_session=None if v5 else False,
         clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
         properties=connect_properties() if v5 else None,
     )
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the current task was cancelled and the cancel got dropped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, cancelling again any that went on."""
+    tasks = list(tasks)
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_REPEAT_SECONDS)
+    # Every task is done: this only collects their exceptions, so none is reported unread.
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -36,7 +36,7 @@ from ..errors import GatewayError
 from ..store import Store, StoreError
 from .announce import Health, health_of, hello_batch, notable, status_message
 from .backoff import Backoff
-from .client import Version, VersionChoice, make_client
+from .client import Version, VersionChoice, cancel_all, make_client, raise_if_cancelled
 from .outbox import OutboxPump, OutboxWatch
 from .settings import SyncSettings
 
@@ -53,6 +53,12 @@ _SUBACK_FAILURE = 0x80
 # per hub), and looked at this often for a notable change (in memory only: no store reads).
 STATUS_REFRESH_SECONDS = 60.0
 STATUS_CHECK_SECONDS = 1.0
+# The hello is said on every connect and again this often. The cloud answers a hello only
+# when the hub's windows differ from its desired set, so the hub cannot tell a hello that
+# reached no worker (sent after a broker crash lost the workers' subscriptions, before they
+# subscribed again) from one that needed no answer: repeating it bounds how long commands
+# lost with the crash wait. A matching hello costs the cloud one digest.
+HELLO_REPEAT_SECONDS = 900.0
 
 
 class SyncError(GatewayError):
@@ -69,9 +75,7 @@ async def first_exit(*coros: Coroutine[Any, Any, None]) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
     for task in done:
         task.result()
 
@@ -117,6 +121,9 @@ class HubLink:
         # Seconds between refreshes of the retained online status (tests shorten it).
         self.status_interval = STATUS_REFRESH_SECONDS
         self.statuses_published = 0
+        # Seconds between repeated hellos (tests shorten it).
+        self.hello_interval = HELLO_REPEAT_SECONDS
+        self.hellos_published = 0
         self._since: float | None = None
 
     def clock(self) -> float:
@@ -187,10 +194,12 @@ class HubLink:
             try:
                 await self._subscribe(client)
                 await self._announce(client, connected_at)
+                raise_if_cancelled()  # a stop during the two above may have been dropped
                 await first_exit(
                     self._receive(client),
                     self.pump.run(self._publisher(client)),
                     self._keep_status(client, connected_at),
+                    self._keep_hello(client),
                 )
             except asyncio.CancelledError:
                 await self._goodbye(client, connected_at)
@@ -237,6 +246,10 @@ class HubLink:
     async def _announce(self, client: aiomqtt.Client, connected_at: datetime) -> None:
         self.watch.depth = depth = await self._store.outbox_depth()
         await self._publish_status(client, connected_at, self._health())
+        await self._hello(client)
+        log.info("sync.announced", outbox_depth=depth)
+
+    async def _hello(self, client: aiomqtt.Client) -> None:
         hello = hello_batch(
             signer=self._signer,
             engine=self._engine,
@@ -245,7 +258,14 @@ class HubLink:
             now=self._engine.clock.now(),
         )
         await client.publish(self.topic(topics.Channel.HELLO), hello, qos=1)
-        log.info("sync.announced", outbox_depth=depth)
+        self.hellos_published += 1
+
+    async def _keep_hello(self, client: aiomqtt.Client) -> None:
+        """Say the hello again every ``hello_interval`` while connected."""
+        while True:
+            await asyncio.sleep(self.hello_interval)
+            await self._hello(client)
+            log.debug("sync.hello_repeated")
 
     def _publisher(self, client: aiomqtt.Client) -> Callable[[bytes], Awaitable[None]]:
         records_topic = self.topic(topics.Channel.RECORDS)

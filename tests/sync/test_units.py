@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -23,7 +24,9 @@ from gateway.sync.backoff import Backoff
 from gateway.sync.client import (
     SESSION_EXPIRY_SECONDS,
     VersionChoice,
+    cancel_all,
     connect_properties,
+    raise_if_cancelled,
     tls_parameters,
 )
 from gateway.sync.link import first_exit
@@ -110,6 +113,54 @@ async def test_first_exit_reraises_and_cancels_the_rest() -> None:
     with pytest.raises(aiomqtt.MqttError, match="gone"):
         await first_exit(forever(), boom())
     assert cancelled.is_set()
+
+
+async def swallows_one_cancel(swallowed: asyncio.Event) -> None:
+    """As Python 3.11's wait_for does when the operation completes as the cancel comes."""
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        swallowed.set()
+    await asyncio.sleep(3600)
+
+
+async def test_first_exit_repeats_a_cancel_that_was_dropped() -> None:
+    swallowed = asyncio.Event()
+
+    async def boom() -> None:
+        await asyncio.sleep(0.01)  # the other task is waiting by then
+        raise aiomqtt.MqttError("gone")
+
+    with pytest.raises(aiomqtt.MqttError, match="gone"):
+        await asyncio.wait_for(first_exit(swallows_one_cancel(swallowed), boom()), 5)
+    assert swallowed.is_set()
+
+
+async def test_cancel_all_ends_tasks_that_drop_a_cancel() -> None:
+    swallowed = [asyncio.Event() for _ in range(3)]
+    tasks = [asyncio.create_task(swallows_one_cancel(event)) for event in swallowed]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_all(tasks), 5)
+    assert all(event.is_set() for event in swallowed)
+    assert all(task.cancelled() for task in tasks)
+
+
+async def test_a_dropped_cancel_is_raised_at_the_next_check() -> None:
+    checked = asyncio.Event()
+
+    async def work() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # dropped, as wait_for may
+            await asyncio.sleep(3600)
+        checked.set()
+        raise_if_cancelled()
+
+    task = asyncio.create_task(work())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert checked.is_set()
+    raise_if_cancelled()  # this task was never cancelled: nothing happens
 
 
 async def test_outbox_alerts_once_per_crossing_keeps_recording_and_purges(
