@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import stat
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -216,3 +219,50 @@ async def test_a_hello_after_a_revoke_needs_no_resync_but_a_real_difference_does
 def held_state(hub: SyncHub, window_id: str) -> str | None:
     row = hub.hub.engine.cache.get(window_id)
     return None if row is None else row.state
+
+
+def nodelay_by_peer(port: int) -> list[bool]:
+    """TCP_NODELAY of each of this process's TCP sockets connected to 127.0.0.1:``port``."""
+    found = []
+    for entry in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            fd = int(entry.name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                    continue
+                if sock.type != socket.SOCK_STREAM or sock.getpeername()[1] != port:
+                    continue
+                found.append(bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+    return found
+
+
+async def test_the_hub_link_and_the_worker_send_without_nagle_delay(
+    mosquitto: MosquittoBroker, make_hub: HubFactory, cloud: CloudSide
+) -> None:
+    """Nagle's algorithm would hold each small packet for the peer's delayed ACK (~40 ms)."""
+    await cloud.start(cloud.worker("worker-1"))
+    assert nodelay_by_peer(mosquitto.port) == [True]
+    async with make_hub(mosquitto.url) as hub:
+        await eventually(lambda: hub.link.connected, "the hub to connect")
+        assert nodelay_by_peer(mosquitto.port) == [True, True]
+
+
+async def test_a_hello_no_worker_heard_is_said_again_and_brings_the_missed_windows(
+    mosquitto: MosquittoBroker, make_hub: HubFactory, cloud: CloudSide
+) -> None:
+    """As after a broker crash that lost the workers' subscriptions: the hub's hello on
+    connect reaches no one, and only the cloud's desired state holds the window."""
+    now = datetime.now(UTC)
+    missed, _, _ = await cloud.service.create_window(
+        TENANT, "task-1", hub_id=HUB_ID, lock_id="front-door",
+        starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1),
+    )  # fmt: skip
+    async with make_hub(mosquitto.url, link=False) as hub:
+        hub.link.hello_interval = 0.3
+        hub.start_link()
+        await eventually(lambda: hub.link.hellos_published >= 1, "the hello on connect")
+        await cloud.start(cloud.worker("worker-1"))  # subscribes after that hello
+        await eventually(lambda: bool(hub.hub.engine.cache.get(missed.window_id)), "the sync")
+        assert hub.link.hellos_published >= 2
