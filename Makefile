@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 EXTRAS := dev,cloud,postgres,ble,vendors,karrio,demo
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # Two workers (pytest-xdist): most tests wait on subprocesses, brokers and databases, so
-# two processes halve the wall time on 2 cores. A file's tests stay on one worker
-# (--dist loadfile): module fixtures are built once and tests that check what earlier ones
-# in their file recorded see it. `make test PYTEST_WORKERS=0` runs in this process.
+# two processes halve the wall time on 2 cores. Tests are dealt out one by one
+# (--dist loadgroup), except those marked xdist_group, which share a worker (the schemathesis
+# module's last test checks what the others recorded). `make test PYTEST_WORKERS=0` runs
+# in this process.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 # `make fuzz`: seconds per atheris target (two targets at a time).
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
 		--cov --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 lint: $(STAMP)

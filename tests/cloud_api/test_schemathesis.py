@@ -38,6 +38,9 @@ from tests.infra.services import create_database, drop_database
 from .apispec import full_app, load_spec
 from .conftest import BACKENDS
 
+# One worker runs them all: the last test checks what the others recorded in ANSWERED.
+pytestmark = pytest.mark.xdist_group("schemathesis")
+
 TENANT = "acme"
 # Examples per operation and phase: 27 paths x 35 operations stay under a minute on 2 cores.
 MAX_EXAMPLES = 12

@@ -106,6 +106,10 @@ class _Fault:
     seconds: float = 0.0
 
 
+# The fault a remote operation answers with after it was carried out.
+_FAULT = web.RequestKey("fault", _Fault)
+
+
 class FakeAugustCloud:
     """The fake cloud's state, its fault switches and its aiohttp app."""
 
@@ -263,7 +267,7 @@ class FakeAugustCloud:
         if fault is not None and not (after and fault.kind != "status"):
             return await _apply(fault, request, None)
         if fault is not None:
-            request["fault"] = fault
+            request[_FAULT] = fault
         try:
             return await handler(request)
         except _HttpError as error:
@@ -407,7 +411,7 @@ class FakeAugustCloud:
             task.add_done_callback(self._tasks.discard)
             return web.Response(text="")
         answer = self._execute(lock, operation, user)
-        fault: _Fault | None = request.get("fault")
+        fault = request.get(_FAULT)
         if fault is not None:
             return await _apply(fault, request, answer)
         return web.json_response(answer)

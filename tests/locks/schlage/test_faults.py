@@ -220,7 +220,10 @@ async def test_failed_polls_back_off(
     polls = served.cloud.calls["GET logs"]
     served.cloud.api_faults = [503]
     fake_clock.advance(LOG_POLL_INTERVAL)
-    await wait_for(lambda: not served.cloud.api_faults)
+    # The failed poll doubles the wait: the driver sleeps until one doubled interval from now.
+    backed_off = fake_clock.monotonic() + 2 * LOG_POLL_INTERVAL
+    await wait_for(lambda: fake_clock.sleeping_until(backed_off))
+    assert not served.cloud.api_faults
     served.cloud.log(served.lock, 72)
     fake_clock.advance(LOG_POLL_INTERVAL)  # backing off: no poll yet
     await asyncio.sleep(0.05)
