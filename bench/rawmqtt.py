@@ -7,6 +7,7 @@ broker and the client library alone cost for messages of a given size.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,14 +26,20 @@ RUN_SECONDS = 300.0
 
 
 @contextmanager
-def client(port: int, name: str, inflight: int = 20) -> Iterator[mqtt.Client]:
-    """A connected paho client with its network thread running; ``inflight`` QoS 1 at once."""
+def client(
+    port: int, name: str, inflight: int = 20, *, nodelay: bool = False
+) -> Iterator[mqtt.Client]:
+    """A connected paho client with its network thread running; ``inflight`` QoS 1 at once;
+    with ``nodelay``, TCP_NODELAY on its socket (as the hub's and the worker's clients)."""
     connected = threading.Event()
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311)
     c.max_inflight_messages_set(inflight)
     c.max_queued_messages_set(0)  # unbounded: the publisher queues everything at once
     c.on_connect = lambda *_: connected.set()
     c.connect(HOST, port)
+    sock = c.socket()
+    if nodelay and isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     c.loop_start()
     try:
         if not connected.wait(SETUP_SECONDS):
@@ -88,14 +95,21 @@ def throughput(port: int, count: int, size: int, window: int) -> float:
 
 
 def round_trips(port: int, count: int, size: int) -> tuple[list[float], list[float]]:
-    """One-way and round-trip seconds: A publishes, B receives and publishes back, A receives."""
+    """One-way and round-trip seconds: A publishes, B receives and publishes back, A receives.
+
+    Both clients set TCP_NODELAY, as the hub's link and the cloud worker do: without it each
+    hop waits ~40 ms for the peer's delayed ACK (Nagle's algorithm).
+    """
     ping, pong = "bench/raw/ping", "bench/raw/pong"
     arrived: list[float] = []
     back = threading.Event()
     one_way: list[float] = []
     round_trip: list[float] = []
     payload = os.urandom(size)
-    with client(port, "bench-rt-a") as a, client(port, "bench-rt-b") as b:
+    with (
+        client(port, "bench-rt-a", nodelay=True) as a,
+        client(port, "bench-rt-b", nodelay=True) as b,
+    ):
 
         def echo(c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
             arrived.append(time.perf_counter())

@@ -54,6 +54,12 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
 # aiomqtt keeps a future per in-flight publish; bound them (DESIGN.md section 2).
 MAX_INFLIGHT_PUBLISHES = 64
+# Nothing tells a worker how fast a hub applies commands, and the broker queues at most
+# max_queued_messages (mosquitto: 1000) for a client, dropping the rest even at QoS 1. Sent
+# as fast as the broker takes them, a burst for one hub (10,000 windows in the bench) loses
+# commands until the hub's next hello resyncs them. Queued commands therefore go out at most
+# this often, well under what a hub applies (the resync on hello is paged and sent at once).
+COMMAND_INTERVAL_SECONDS = 0.04
 # An up/hello message is a batch of exactly one hub.hello envelope (docs/protocol.md).
 HELLO_ENVELOPES = 1
 
@@ -201,33 +207,20 @@ class CloudWorker:
             await self._handle(str(message.topic), bytes(message.payload))
 
     async def _send_queued(self, client: aiomqtt.Client) -> None:
-        """Publish queued commands in order, pipelined: up to MAX_INFLIGHT_PUBLISHES go out
-        before the first PUBACK is awaited (one at a time cost a round trip each)."""
+        """Publish queued commands one at a time, one per COMMAND_INTERVAL_SECONDS at most."""
         while True:
-            messages = [await self._outbox.get()]
-            while len(messages) < MAX_INFLIGHT_PUBLISHES and not self._outbox.empty():
-                messages.append(self._outbox.get_nowait())
-            # Tasks start in creation order, and each writes its PUBLISH before it first
-            # waits: the commands reach the broker in queue order.
-            results = await asyncio.gather(
-                *(self._publish(client, [message]) for message in messages),
-                return_exceptions=True,
-            )
-            lost: aiomqtt.MqttError | None = None
-            for message, result in zip(messages, results, strict=True):
-                if isinstance(result, aiomqtt.MqttError):
-                    # Lost with the connection: hubs get it from the desired state on their
-                    # hello.
-                    log.warning("cloud.publish_lost", topic=message.topic)
-                    lost = result
-                elif isinstance(result, Exception):
-                    # One message paho will not take must not stop the ones behind it; the
-                    # hub gets the desired state on its next hello all the same.
-                    log.error("cloud.publish_failed", topic=message.topic, exc_info=result)
-                elif isinstance(result, BaseException):
-                    raise result
-            if lost is not None:
-                raise lost
+            message = await self._outbox.get()
+            try:
+                await self._publish(client, [message])
+            except aiomqtt.MqttError:
+                # Lost with the connection: hubs get it from the desired state on their hello.
+                log.warning("cloud.publish_lost", topic=message.topic)
+                raise
+            except Exception:
+                # One message paho will not take must not stop the ones behind it; the hub
+                # gets the desired state on its next hello all the same.
+                log.exception("cloud.publish_failed", topic=message.topic)
+            await asyncio.sleep(COMMAND_INTERVAL_SECONDS)
 
     async def _publish(self, client: aiomqtt.Client, messages: Sequence[Outgoing]) -> None:
         for message in messages:
