@@ -4,8 +4,7 @@ client certificates, use_identity_as_username and the per-hub ACL of config/mosq
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from gateway.daemon import Hub, build_hub, start_hub, stop_hub
 from gateway.hubmetrics import hub_metrics
 from gateway.identity import init_identity
 from tests.broker.conftest import Pki
+from tests.e2e.conftest import eventually
 from tests.infra.services import MosquittoBroker
 from tests.sync.conftest import FAST
 
@@ -33,9 +33,6 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 HUB_ID = "hub-a"  # the CN of its certificate, as the ACL's %u patterns need
 WORKER = "lockhub-cloud"  # a cloud worker CN with a user block in the shipped acl
 CLOUD_KID = "cloud-broker"
-# TLS handshakes and a handful of messages on loopback take well under a second; a bound
-# keeps a refused connection from hanging until pytest's timeout with nothing said.
-WAIT_SECONDS = 30.0
 # The broker's certificate names 127.0.0.1, so hostname checking stays on.
 URL = "mqtts://127.0.0.1:{port}"
 CLOUD_TOML = """
@@ -72,15 +69,6 @@ command_keys = {{ "{kid}" = "{cloud_key}" }}
 id = "front-door"
 driver = "sim"
 """
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after WAIT_SECONDS."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def make_cloud(tmp_path: Path, broker: MosquittoBroker, pki: Pki) -> Cloud:
