@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import socket
 import sys
 import time
@@ -32,6 +34,10 @@ CLOUD_KID = "cloud-demo"
 LOCKS = ("front-door", "parcel-room", "loading-dock")
 # Everything happens on loopback within milliseconds; a bound turns a hang into a failure.
 WAIT_SECONDS = 10.0
+# Loopback ports for the demo's servers: below Linux's ephemeral range (32768-60999) and
+# apart from the ports the test suite hands out (20000-31999).
+DEMO_PORTS = range(10_000, 20_000)
+DEMO_PORT_TRIES = 50
 POLL_SECONDS = 0.02
 # Polling the cloud's REST API: 10 requests a second stays well under the API key's rate
 # limit ([api] rate_limit_per_second, 20 by default), as a dispatcher's client would.
@@ -132,7 +138,17 @@ def expect(condition: bool, what: str) -> None:
 
 
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
+    """A loopback TCP port, free now, from below the ephemeral range.
+
+    The demo stops its broker and starts it again on the same port. A port the OS picks
+    (bind to 0) is an ephemeral one, which any outgoing connection may take as its local port
+    in between; a port from DEMO_PORTS cannot be taken that way.
+    """
+    for _ in range(DEMO_PORT_TRIES):
+        port = secrets.choice(DEMO_PORTS)
+        with contextlib.suppress(OSError), socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

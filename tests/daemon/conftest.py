@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,14 +34,6 @@ level = "info"
 id = "front-door"
 driver = "{driver}"
 """
-
-
-def free_port() -> int:
-    """A loopback port free right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_config(tmp_path: Path, *, port: int, driver: str = "sim") -> Path:

@@ -26,8 +26,9 @@ from gateway.config import GatewayConfig, load_gateway_config
 from gateway.daemon import Hub, build_hub, serve, start_hub, stop_hub
 from gateway.identity import HubKeys, init_identity
 from gateway.testing import FakeClock
+from tests.infra.services import free_port
 
-from .conftest import ADMIN_TOKEN, free_port
+from .conftest import ADMIN_TOKEN
 
 HUB_ID = "hub-clock"
 KID = "cloud-1"

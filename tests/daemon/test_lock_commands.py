@@ -14,8 +14,9 @@ from gateway.daemon import run_gateway
 from gateway.identity import init_identity
 from gateway.lockcli import identify
 from gateway.locks.ble.fake import FakeAir, FakePeripheral
+from tests.infra.services import free_port
 
-from .conftest import free_port, write_config
+from .conftest import write_config
 from .test_run import wait_until_healthy
 
 NUKI_KEYTURNER = "a92ee200-5501-11e4-916c-0800200c9a66"

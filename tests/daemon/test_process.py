@@ -19,8 +19,9 @@ import pytest
 
 from gateway.clock import FLOOR_KV_KEY, parse_floor
 from gateway.identity import KEY_FILES
+from tests.infra.services import free_port
 
-from .conftest import ADMIN_TOKEN, free_port, write_config
+from .conftest import ADMIN_TOKEN, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 LOCKHUB = [sys.executable, "-m", "gateway.cli", "gateway"]

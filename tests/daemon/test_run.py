@@ -18,8 +18,9 @@ from gateway.daemon import build_hub, run_gateway, stop_hub, watch_clock
 from gateway.errors import ConfigError, GatewayError
 from gateway.identity import init_identity
 from gateway.testing import FakeClock
+from tests.infra.services import free_port
 
-from .conftest import ADMIN_TOKEN, free_port, write_config
+from .conftest import ADMIN_TOKEN, write_config
 
 # Waiting for the API to answer polls this often, at most this many times (5 s in all).
 POLL_SECONDS = 0.02

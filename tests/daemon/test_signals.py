@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync import protocol as p
 from cloud_sync.protocol.tokens import CourierTokenClaims, issue_courier_token
 from gateway.identity import load_identity
+from tests.infra.services import free_port
 
-from .conftest import ADMIN_TOKEN, free_port
+from .conftest import ADMIN_TOKEN
 from .test_process import LOCKHUB, REPO, env, key_material, lockhub
 
 pytestmark = pytest.mark.slow

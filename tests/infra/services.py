@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import itertools
 import os
 import secrets
 import shutil
@@ -23,6 +24,14 @@ BROKER_START_TIMEOUT = 10.0
 # SIGTERM makes mosquitto write its persistence file; it normally exits in well under 1 s.
 BROKER_STOP_TIMEOUT = 10.0
 PG_DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Test ports: blocks of 1,500 from 20,000 (the master process, then one per xdist worker),
+# below Linux's default ephemeral range (32768-60999).
+PORT_BLOCKS_START = 20_000
+PORT_BLOCK_SIZE = 1_500
+PORT_BLOCKS = 8
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+EPHEMERAL_LOW_DEFAULT = 32_768
+_port_turn = itertools.count()
 
 
 def in_ci() -> bool:
@@ -38,7 +47,35 @@ def missing_service(what: str) -> NoReturn:
 
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    """Return a TCP port on 127.0.0.1 that is free now and stays this test process's own.
+
+    A port the OS picks (bind to 0) comes from the ephemeral range, where any outgoing
+    connection may take it as its local port: a server a test stops and starts again on its
+    port (the broker, a cloud killed mid-ingest) then fails with "address already in use".
+    So ports come from below that range, each pytest-xdist worker from a block of its own, in
+    turn, each checked free before it is handed out.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    base = PORT_BLOCKS_START + (block % PORT_BLOCKS) * PORT_BLOCK_SIZE
+    if base + PORT_BLOCK_SIZE > _ephemeral_low():
+        return _os_picked_port()  # a kernel tuned to hand out low ports: no range is safe
+    for _ in range(PORT_BLOCK_SIZE):
+        port = base + next(_port_turn) % PORT_BLOCK_SIZE
+        with contextlib.suppress(OSError), socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError(f"no free port in 127.0.0.1:{base}-{base + PORT_BLOCK_SIZE - 1}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path(EPHEMERAL_RANGE_FILE).read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_LOW_DEFAULT
+
+
+def _os_picked_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

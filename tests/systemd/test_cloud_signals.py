@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from ..daemon.conftest import free_port
+from tests.infra.services import free_port
+
 from ..daemon.test_process import REPO, env
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,9 @@ from gateway.notify import Notifier, Vitals, one_line, socket_address, watchdog_
 from gateway.sync.client import CONNECT_TIMEOUT_SECONDS
 from gateway.sync.settings import SyncSettings
 from gateway.testing import FakeClock
+from tests.infra.services import free_port
 
-from ..daemon.conftest import free_port, write_config
+from ..daemon.conftest import write_config
 from ..daemon.test_process import LOCKHUB, REPO, env, lockhub, status_of
 
 # Datagrams arrive at once on a local socket; a real daemon starts in about a second.
