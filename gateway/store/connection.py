@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 # Python's implicit BEGIN before a write becomes BEGIN IMMEDIATE: the write lock is taken up
 # front, and a write costs no extra thread hop for an explicit BEGIN.
 ISOLATION_LEVEL = "IMMEDIATE"
+# The thread of a connection that failed to open has one step left; it takes microseconds.
+WORKER_END_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +50,29 @@ async def connect(
 ) -> aiosqlite.Connection:
     """Open a connection in the store's transaction mode (no pragmas yet)."""
     target = _read_only_uri(path) if read_only else str(path)
+    pending = aiosqlite.connect(
+        target, isolation_level=ISOLATION_LEVEL, timeout=busy_timeout, uri=read_only
+    )
     try:
-        return await aiosqlite.connect(
-            target, isolation_level=ISOLATION_LEVEL, timeout=busy_timeout, uri=read_only
-        )
-    except sqlite3.Error as exc:
-        raise translate(exc) from exc
+        return await pending
+    except BaseException as exc:
+        await _worker_ended(pending)
+        if isinstance(exc, sqlite3.Error):
+            raise translate(exc) from exc
+        raise
+
+
+async def _worker_ended(conn: aiosqlite.Connection) -> None:
+    """Wait for the thread of a connection that failed to open to end.
+
+    aiosqlite 0.22 stops that thread with a future of the running loop that nobody awaits.
+    Were the loop closed first (the caller gave up at once), the thread would fail setting
+    that future ("Event loop is closed"), an unhandled exception in a thread.
+    """
+    # 0.22 keeps its worker in ``_thread``; before, the connection was the thread itself.
+    thread = getattr(conn, "_thread", conn)
+    if isinstance(thread, threading.Thread) and thread.ident is not None:
+        await asyncio.to_thread(thread.join, WORKER_END_SECONDS)
 
 
 class _NeedsRecoveryError(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from gateway.store import (
     StoreError,
     StoreSchemaTooNewError,
 )
+from gateway.store.connection import connect
 from gateway.testing import lock_event_record as lock_event
 
 from .conftest import HUB_ID, SettableClock, exists, raw
@@ -117,3 +120,24 @@ async def test_closed_store_refuses_work_and_closes_twice(store: Store) -> None:
         await store.outbox_depth()
     with pytest.raises(StoreClosedError):
         await store.append_records([lock_event(1)])
+
+
+# Without waiting, about 1 in 12 failed opens left a thread that outlived its event loop.
+FAILED_OPENS = 300
+
+
+def test_a_failed_open_leaves_no_thread_behind_its_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    missing = tmp_path / "no-such-dir" / "hub.db"
+
+    async def open_once() -> None:
+        with pytest.raises(StoreError):
+            await connect(missing, busy_timeout=0.05)
+
+    for _ in range(FAILED_OPENS):
+        asyncio.run(open_once())  # each run closes its loop at once, as a giving-up caller does
+    assert thread_errors == []
+    assert not [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
