@@ -12,17 +12,20 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.logs import configure_logging
 
 from .config import DEFAULT_CONFIG_PATH, CloudConfig, ConfigError, load_cloud_config
-from .daemon import open_service, run_cloud
 from .desk import create_key_file, default_key_file
 from .errors import CloudError
 from .identity import IdentityError, init_cloud_identity, load_cloud_identity
-from .service import CloudService
-from .store import ChainAccepted, HubRow, migrate
+
+if TYPE_CHECKING:
+    # The service, the store and the daemon (SQLAlchemy, alembic, aiohttp, karrio) load in
+    # the commands that use them: `--help` and usage errors answer in well under a second.
+    from .service import CloudService
+    from .store import ChainAccepted, HubRow
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -166,6 +169,8 @@ def _identity(namespace: argparse.Namespace) -> int:
 
 
 def _migrate(namespace: argparse.Namespace) -> int:
+    from .store import migrate  # noqa: PLC0415 - see the TYPE_CHECKING imports
+
     config = _load(namespace)
     revision = asyncio.run(migrate(config.cloud.database_url))
     print(f"the database is at schema revision {revision}")
@@ -173,6 +178,8 @@ def _migrate(namespace: argparse.Namespace) -> int:
 
 
 async def _with_service(config: CloudConfig, work: Callable[[CloudService], Awaitable[T]]) -> T:
+    from .daemon import open_service  # noqa: PLC0415 - see the TYPE_CHECKING imports
+
     store, service = await open_service(config)
     try:
         return await work(service)
@@ -240,6 +247,8 @@ def _keys_create(namespace: argparse.Namespace) -> int:
 
 
 def _run(namespace: argparse.Namespace) -> int:
+    from .daemon import run_cloud  # noqa: PLC0415 - see the TYPE_CHECKING imports
+
     path = _path(namespace)
     config = load_cloud_config(path)
     configure_logging(config.log.level, config.log.format)
