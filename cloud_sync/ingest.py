@@ -72,6 +72,21 @@ def session_properties(expiry: int) -> Properties:
     return props
 
 
+def ack_when_handled(client: aiomqtt.Client) -> None:
+    """Make ``client`` hold back each PUBACK until ``acknowledge`` is called for the message.
+
+    paho acks a QoS 1 message as it hands it over, before it is handled. aiomqtt 2.5 has no
+    API for paho's manual acks (empicano/aiomqtt#345), so this reaches the paho client.
+    """
+    client._client.manual_ack_set(True)  # private: see the docstring
+
+
+def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """Send the PUBACK of a handled ``message`` (a lost connection drops it: sent again)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)  # private: see ack_when_handled
+
+
 @dataclass
 class CloudWorker:
     """One worker: subscribes, ingests, acks, answers hellos, publishes commands."""
@@ -165,7 +180,7 @@ class CloudWorker:
         # A persistent session keeps this worker's share of the records queued while it
         # restarts: under MQTT 5 for worker_session_expiry seconds; under 3.1.1 until the
         # broker's persistent_client_expiration, if any (docs/operations.md).
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             mqtt.host,
             mqtt.port,
             identifier=self.client_id,
@@ -180,6 +195,8 @@ class CloudWorker:
             clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,
             properties=session_properties(mqtt.worker_session_expiry) if v5 else None,
         )
+        ack_when_handled(client)
+        return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         self._client = client
@@ -205,6 +222,9 @@ class CloudWorker:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             await self._handle(str(message.topic), bytes(message.payload))
+            # Handled (committed, or refused for good): only now may the broker forget it.
+            # A worker killed before this point gets the message again when it reconnects.
+            acknowledge(client, message)
 
     async def _send_queued(self, client: aiomqtt.Client) -> None:
         """Publish queued commands one at a time, one per COMMAND_INTERVAL_SECONDS at most."""

@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from cloud_sync.config import CloudMqttSection
 from cloud_sync.ingest import CloudWorker
 from cloud_sync.protocol.envelope import Signer
 from cloud_sync.service import CloudService
-from cloud_sync.store import CloudStore, migrate
+from cloud_sync.store import CloudStore, IngestResult, migrate
 from gateway.identity import HubKeys
 from gateway.sync.client import Version
 from tests.infra.services import MosquittoBroker
@@ -152,6 +152,36 @@ async def test_a_worker_back_within_its_session_expiry_gets_its_share(
         assert hub.link.pump.resends == 0
         stored = await cloud.store.records(HUB_ID)
         assert [(r.seq, r.chained) for r in stored] == [(s, True) for s in range(1, 13)]
+
+
+async def test_a_batch_whose_worker_stops_before_the_commit_comes_back_from_the_broker(
+    mosquitto: MosquittoBroker,
+    make_hub: HubFactory,
+    cloud: CloudSide,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reached = asyncio.Event()
+
+    async def before_the_commit(hub_id: str, envelopes: Sequence[object]) -> IngestResult:
+        reached.set()
+        await asyncio.Event().wait()  # the worker is stopped here, as by a kill
+        raise AssertionError("unreachable")
+
+    real = cloud.store.ingest
+    monkeypatch.setattr(cloud.store, "ingest", before_the_commit)
+    worker = await cloud.start(cloud.worker("worker-1"))
+    async with make_hub(mosquitto.url, settings=NO_RESCUE) as hub:
+        await hub.add_records(3)
+        await eventually(reached.is_set, "the batch to reach the store")
+        await cloud.stop(worker)
+        monkeypatch.setattr(cloud.store, "ingest", real)
+        again = await cloud.start(cloud.worker("worker-1"))
+        await eventually_depth(hub, 0)
+        # The hub resent nothing: the broker kept the batch, unacked, in worker-1's session.
+        assert hub.link.pump.resends == 0
+        assert again.ingested == 3
+        stored = await cloud.store.records(HUB_ID)
+        assert [(r.seq, r.chained) for r in stored] == [(1, True), (2, True), (3, True)]
 
 
 async def test_a_worker_falls_back_to_mqtt_3_1_1(
