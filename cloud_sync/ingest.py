@@ -222,8 +222,9 @@ class CloudWorker:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             await self._handle(str(message.topic), bytes(message.payload))
-            # Handled (committed, or refused for good): only now may the broker forget it.
-            # A worker killed before this point gets the message again when it reconnects.
+            # Handled (committed; refused for good; or not stored, which the hub resends
+            # unacked): only now may the broker forget it. A worker killed before this
+            # point gets the message again when it reconnects.
             acknowledge(client, message)
 
     async def _send_queued(self, client: aiomqtt.Client) -> None:
