@@ -135,7 +135,12 @@ class Seeder:
         ids["task_id"] = "task-1"
         booked = await self.offer("task-1")
         job = await self.call("POST", f"/v1/{{tenant}}/offers/{booked}/accept", 201)
-        ids["job_id"], victims["job_id"] = job["job_id"], job["job_id"]
+        ids["job_id"] = job["job_id"]
+        # A job of its own to cancel: the day's manifest leaves cancelled jobs out, so a
+        # cancel case run before the manifest cases would leave them no day to find.
+        doomed = await self.offer("task-3")
+        victim = await self.call("POST", f"/v1/{{tenant}}/offers/{doomed}/accept", 201)
+        victims["job_id"] = victim["job_id"]
         self.live.booked_day = job["created_at"][:10]
         ids["offer_id"] = await self.offer("task-2")  # open: the cases may accept it
         now = datetime.now(UTC)
